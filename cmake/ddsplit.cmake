@@ -14,3 +14,10 @@ function(ddsplit_test name label)
   set_tests_properties(${name} PROPERTIES LABELS ${label} TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "DDSPLIT_BIN_DIR=${CMAKE_BINARY_DIR}/bin")
 endfunction()
+
+# Links the process-wide allocation counter into an executable (inert under sanitizers).
+function(ddsplit_link_alloc_hook target)
+  if(TARGET ddsplit_alloc_hook)
+    target_link_libraries(${target} PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,ddsplit_alloc_hook>")
+  endif()
+endfunction()

@@ -7,17 +7,19 @@
 // cardinality only. Thread-safety: everything here is safe to call from any thread.
 #pragma once
 
-#include <array>
-#include <cstdint>
-#include <memory>
-#include <string>
-#include <string_view>
-
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "common/base/result.h"
 #include "common/base/stage.h"
@@ -29,6 +31,10 @@ namespace ddsplit::metrics {
 // ddsplit_heap_allocations_total / ddsplit_heap_allocated_bytes_total (from the allocation
 // hook; absent when the hook is not linked) and ddsplit_payload_copies_total /
 // ddsplit_payload_copied_bytes_total (from CountPayloadCopy).
+//
+// `service` is the process's service name ("splitter", "fragstore", ...): lower-case letters,
+// digits and underscores, since it also forms metric names. Any number of instances may exist
+// (tests create several); the heap and copy counters they export are process-wide.
 class ProcessMetrics {
  public:
   explicit ProcessMetrics(std::string service);
@@ -38,7 +44,8 @@ class ProcessMetrics {
 
   prometheus::Registry& registry() { return *registry_; }
   const std::string& service() const { return service_; }
-  // The Prometheus text exposition (format 0.0.4) of everything registered.
+  // The Prometheus text exposition (format 0.0.4) of everything registered. Reads /proc/self,
+  // so it costs a few system calls; meant for scrapes, not hot paths.
   std::string Serialize() const;
 
  private:
@@ -47,17 +54,38 @@ class ProcessMetrics {
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
 };
 
-// Records that `bytes` of record payload were copied in user space. Call at every copy.
+// The content type of Serialize()'s output, for an HTTP answer.
+inline constexpr std::string_view kTextExpositionContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
+
+// Records that `bytes` of record payload were copied in user space. Call at every copy. Costs two
+// relaxed atomic increments.
 void CountPayloadCopy(uint64_t bytes);
+
+struct PayloadCopyCounts {
+  uint64_t copies = 0;
+  uint64_t bytes = 0;
+};
+// Totals since start of what CountPayloadCopy recorded, for benchmarks and tests.
+PayloadCopyCounts CurrentPayloadCopyCounts();
 
 struct AllocationCounts {
   uint64_t allocations = 0;
   uint64_t bytes = 0;
 };
-// Totals since start from the global allocation hook (zero if it is not linked in).
+// Totals since start from the global allocation hook (zero if it is not linked in). Counts every
+// malloc-family call of the process, operator new included; `bytes` is the size requested (for
+// realloc, the new size). Frees are not counted.
 AllocationCounts CurrentAllocationCounts();
-// True when the allocation hook library is linked into this binary.
+// True when the allocation hook library (CMake target ddsplit_alloc_hook) is linked into this
+// binary. Always false in sanitizer builds, where the sanitizer owns malloc.
 bool AllocationHookActive();
+
+// A label-less counter or gauge registered under `name`, for probes.
+prometheus::Counter& AddCounter(prometheus::Registry& registry, const std::string& name,
+                                const std::string& help);
+prometheus::Gauge& AddGauge(prometheus::Registry& registry, const std::string& name,
+                            const std::string& help);
 
 // Latency buckets in seconds with edges at the latency objectives (1 ms, 10 ms, 100 ms, 1 s).
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
@@ -66,7 +94,8 @@ const prometheus::Histogram::BucketBoundaries& SizeBuckets();
 
 // Two histograms sharing a `stage` label: ddsplit_<service>_stage_queue_seconds (time a request
 // waited before the stage began) and ddsplit_<service>_stage_work_seconds (time worked on it).
-// Every stage's series exists from construction.
+// Every stage's series exists from construction. Several instances for one service share the
+// series (prometheus-cpp merges families of the same name).
 class StageHistograms {
  public:
   StageHistograms(prometheus::Registry& registry, std::string_view service);
@@ -80,7 +109,7 @@ class StageHistograms {
 // RED metrics for one operation of a service: ddsplit_<service>_requests_total{operation,outcome},
 // ddsplit_<service>_request_duration_seconds{operation} and
 // ddsplit_<service>_requests_in_flight{operation}. Outcome is an ErrorCode name ("ok", "busy",
-// ...); every outcome's series exists from construction.
+// ...); every outcome's series exists from construction. Finished() must follow each Started().
 class OperationMetrics {
  public:
   OperationMetrics(prometheus::Registry& registry, std::string_view service,

@@ -1,0 +1,378 @@
+#include "services/fragstore/fragment_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "common/wire/envelope.h"
+
+namespace ddsplit::fragstore {
+namespace {
+
+constexpr char kGroupEnd = '\0';
+constexpr char kCommitTag = '\0';
+constexpr char kHeaderTag = '\1';
+constexpr const char* kPayloadFamily = "payload";
+
+void AppendInvertedBigEndian(std::string& out, uint64_t value, int bytes) {
+  value = ~value;
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>(value >> (8 * i)));
+}
+
+uint64_t ReadInvertedBigEndian(std::string_view in, int bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < bytes; ++i) value = (value << 8) | static_cast<uint8_t>(in[i]);
+  uint64_t mask = bytes == 8 ? ~uint64_t{0} : ((uint64_t{1} << (8 * bytes)) - 1);
+  return ~value & mask;
+}
+
+constexpr size_t kVersionBytes = 12;
+
+void AppendVersion(std::string& out, Version v) {
+  AppendInvertedBigEndian(out, v.hlc, 8);
+  AppendInvertedBigEndian(out, v.writer, 4);
+}
+
+Version ParseVersion(std::string_view in) {
+  return {ReadInvertedBigEndian(in, 8), static_cast<uint32_t>(ReadInvertedBigEndian(in.substr(8), 4))};
+}
+
+void CommitKey(std::string& out, std::string_view key) {
+  out.assign(key);
+  out.push_back(kGroupEnd);
+  out.push_back(kCommitTag);
+}
+
+void HeaderKey(std::string& out, std::string_view key, Version v) {
+  out.assign(key);
+  out.push_back(kGroupEnd);
+  out.push_back(kHeaderTag);
+  AppendVersion(out, v);
+}
+
+void PayloadKey(std::string& out, std::string_view key, Version v) {
+  out.assign(key);
+  out.push_back(kGroupEnd);
+  AppendVersion(out, v);
+}
+
+rocksdb::Slice AsSlice(std::span<const std::byte> bytes) {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+Error FromRocks(const rocksdb::Status& status, std::string_view what) {
+  ErrorCode code = status.IsCorruption() ? ErrorCode::kCorrupt
+                   : status.IsNotFound() ? ErrorCode::kNotFound
+                                         : ErrorCode::kInternal;
+  return Error(code, std::string(what) + ": " + status.ToString());
+}
+
+bool IsTombstone(std::string_view header) {
+  auto parsed = wire::ParseFragmentHeader(std::as_bytes(std::span(header.data(), header.size())));
+  return parsed.ok() && (*parsed)->tombstone();
+}
+
+}  // namespace
+
+struct FragmentStore::KeyState {
+  struct Entry {
+    Version version;
+    bool tombstone = false;
+  };
+  std::string key;
+  Version committed;
+  std::vector<Entry> versions;  // newest first
+};
+
+PinnedPayload::PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice) : slice_(std::move(slice)) {}
+PinnedPayload::~PinnedPayload() = default;
+PinnedPayload::PinnedPayload(PinnedPayload&&) noexcept = default;
+PinnedPayload& PinnedPayload::operator=(PinnedPayload&&) noexcept = default;
+std::span<const std::byte> PinnedPayload::bytes() const {
+  return {reinterpret_cast<const std::byte*>(slice_->data()), slice_->size()};
+}
+
+Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return Error(ErrorCode::kUnavailable, "cannot create " + options.data_dir + ": " + ec.message());
+  }
+  std::unique_ptr<FragmentStore> store(new FragmentStore());
+  store->options_ = options;
+  store->cache_ = rocksdb::NewLRUCache(options.block_cache_bytes);
+  store->write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(options.memtable_bytes);
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.write_buffer_manager = store->write_buffers_;
+  db_options.max_background_jobs = 2;
+  db_options.max_open_files = 512;
+  db_options.max_total_wal_size = options.memtable_bytes * 2;
+  db_options.keep_log_file_num = 3;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = store->cache_;
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+
+  rocksdb::ColumnFamilyOptions meta_options;
+  meta_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  meta_options.write_buffer_size = 16ull << 20;
+
+  rocksdb::ColumnFamilyOptions payload_options;
+  payload_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  payload_options.compression = rocksdb::kNoCompression;  // erasure-coded bytes rarely compress
+  payload_options.enable_blob_files = true;
+  payload_options.min_blob_size = options.blob_min_bytes;
+  payload_options.blob_file_size = 256ull << 20;
+  payload_options.blob_compression_type = rocksdb::kNoCompression;
+  payload_options.enable_blob_garbage_collection = true;
+  payload_options.write_buffer_size = 64ull << 20;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> families{
+      {rocksdb::kDefaultColumnFamilyName, meta_options}, {kPayloadFamily, payload_options}};
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  auto status = rocksdb::DB::Open(db_options, options.data_dir, families, &handles, &db);
+  if (!status.ok()) {
+    return Error(ErrorCode::kUnavailable, "cannot open RocksDB at " + options.data_dir + ": " +
+                                              status.ToString());
+  }
+  store->db_.reset(db);
+  store->meta_ = handles[0];
+  store->payload_ = handles[1];
+  return store;
+}
+
+FragmentStore::~FragmentStore() {
+  if (db_) {
+    db_->DestroyColumnFamilyHandle(meta_);
+    db_->DestroyColumnFamilyHandle(payload_);
+    (void)db_->Close();
+  }
+}
+
+Status FragmentStore::LoadKeyState(std::string_view key, KeyState& state) const {
+  state.key.assign(key);
+  state.committed = {};
+  state.versions.clear();
+  std::string lower(key);
+  lower.push_back(kGroupEnd);
+  std::string upper(key);
+  upper.push_back(kGroupEnd);
+  upper.push_back(kHeaderTag + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, meta_));
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    std::string_view internal = it->key().ToStringView();
+    char tag = internal[key.size() + 1];
+    std::string_view value = it->value().ToStringView();
+    if (tag == kCommitTag && value.size() == kVersionBytes) {
+      state.committed = ParseVersion(value);
+    } else if (tag == kHeaderTag && internal.size() == key.size() + 2 + kVersionBytes) {
+      state.versions.push_back({ParseVersion(internal.substr(key.size() + 2)), IsTombstone(value)});
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading key state");
+  return OkStatus();
+}
+
+Status FragmentStore::Apply(std::span<const StoreOp> ops, std::span<OpResult> results) {
+  rocksdb::WriteBatch batch;
+  // Later operations in the batch must see the effect of earlier ones on the same key.
+  std::vector<KeyState> states;
+  std::string scratch;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const StoreOp& op = ops[i];
+    OpResult& result = results[i];
+    result = {};
+    auto found = std::find_if(states.begin(), states.end(),
+                              [&](const KeyState& s) { return s.key == op.key; });
+    if (found == states.end()) {
+      states.emplace_back();
+      DDSPLIT_RETURN_IF_ERROR(LoadKeyState(op.key, states.back()));
+      found = states.end() - 1;
+    }
+    KeyState& state = *found;
+    auto& versions = state.versions;
+    auto remove_version = [&](Version v) {
+      HeaderKey(scratch, op.key, v);
+      batch.Delete(meta_, scratch);
+      PayloadKey(scratch, op.key, v);
+      batch.Delete(payload_, scratch);
+    };
+    switch (op.kind) {
+      case OpKind::kWrite: {
+        auto older = std::find_if(versions.begin(), versions.end(),
+                                  [&](const KeyState::Entry& e) { return e.version < op.version; });
+        result.had_live_version = older != versions.end() && !older->tombstone;
+        if (op.version < state.committed) {
+          result.obsolete = true;
+          break;
+        }
+        HeaderKey(scratch, op.key, op.version);
+        batch.Put(meta_, scratch, AsSlice(op.header));
+        if (!op.tombstone) {
+          PayloadKey(scratch, op.key, op.version);
+          batch.Put(payload_, scratch, AsSlice(op.payload));
+        }
+        auto same = std::find_if(versions.begin(), versions.end(),
+                                 [&](const KeyState::Entry& e) { return e.version == op.version; });
+        if (same == versions.end()) versions.insert(older, {op.version, op.tombstone});
+        break;
+      }
+      case OpKind::kCommit: {
+        if (!(state.committed < op.version)) break;
+        state.committed = op.version;
+        CommitKey(scratch, op.key);
+        std::string encoded;
+        AppendVersion(encoded, op.version);
+        batch.Put(meta_, scratch, encoded);
+        for (const auto& entry : versions) {
+          if (entry.version < op.version) remove_version(entry.version);
+        }
+        std::erase_if(versions, [&](const KeyState::Entry& e) { return e.version < op.version; });
+        break;
+      }
+      case OpKind::kAbort: {
+        if (!(state.committed < op.version)) break;
+        auto same = std::find_if(versions.begin(), versions.end(),
+                                 [&](const KeyState::Entry& e) { return e.version == op.version; });
+        if (same == versions.end()) break;
+        remove_version(op.version);
+        versions.erase(same);
+        break;
+      }
+    }
+  }
+  if (batch.Count() == 0) return OkStatus();
+  rocksdb::WriteOptions write;
+  write.sync = options_.sync;
+  auto status = db_->Write(write, &batch);
+  if (!status.ok()) return FromRocks(status, "group commit");
+  return OkStatus();
+}
+
+Status FragmentStore::ReadVersions(std::string_view key, KeyVersions& out) const {
+  out.count = 0;
+  std::string lower(key);
+  lower.push_back(kGroupEnd);
+  std::string upper(key);
+  upper.push_back(kGroupEnd);
+  upper.push_back(kHeaderTag + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions read;
+  read.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, meta_));
+  Version committed;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    std::string_view internal = it->key().ToStringView();
+    char tag = internal[key.size() + 1];
+    if (tag == kCommitTag && it->value().size() == kVersionBytes) {
+      committed = ParseVersion(it->value().ToStringView());
+      continue;
+    }
+    if (tag != kHeaderTag || internal.size() != key.size() + 2 + kVersionBytes) continue;
+    if (out.count == out.versions.size()) out.versions.emplace_back();
+    HeldVersion& held = out.versions[out.count++];
+    held.version = ParseVersion(internal.substr(key.size() + 2));
+    held.header.assign(it->value().data(), it->value().size());
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading versions");
+  for (size_t i = 0; i < out.count; ++i) {
+    out.versions[i].committed = !committed.IsZero() && !(committed < out.versions[i].version);
+  }
+  return OkStatus();
+}
+
+Result<PinnedPayload> FragmentStore::ReadPayload(std::string_view key, Version version) const {
+  std::string internal;
+  PayloadKey(internal, key, version);
+  auto slice = std::make_unique<rocksdb::PinnableSlice>();
+  rocksdb::ReadOptions read;
+  read.verify_checksums = true;
+  auto status = db_->Get(read, payload_, internal, slice.get());
+  if (!status.ok()) return FromRocks(status, "reading fragment");
+  return PinnedPayload(std::move(slice));
+}
+
+Result<bool> FragmentStore::List(std::string_view prefix, std::string_view after,
+                                 const KeyVisitor& visit) const {
+  std::string start(prefix);
+  if (!after.empty()) {
+    std::string past_after(after);
+    past_after.push_back('\x01');  // after every entry of `after` itself
+    if (past_after > start) start = std::move(past_after);
+  }
+  rocksdb::ReadOptions read;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, meta_));
+  KeyVersions versions;
+  std::string current;
+  Version committed;
+  bool have_current = false;
+  auto flush = [&]() -> bool {
+    for (size_t i = 0; i < versions.count; ++i) {
+      versions.versions[i].committed = !committed.IsZero() && !(committed < versions.versions[i].version);
+    }
+    return visit(current, versions);
+  };
+  it->Seek(start);
+  for (; it->Valid(); it->Next()) {
+    std::string_view internal = it->key().ToStringView();
+    if (internal.substr(0, prefix.size()) != prefix) break;
+    size_t end = internal.find(kGroupEnd);
+    if (end == std::string_view::npos || end + 1 >= internal.size()) continue;
+    std::string_view key = internal.substr(0, end);
+    if (!have_current || key != current) {
+      if (have_current && versions.count > 0 && !flush()) return true;
+      current.assign(key);
+      have_current = true;
+      versions.count = 0;
+      committed = {};
+    }
+    char tag = internal[end + 1];
+    if (tag == kCommitTag && it->value().size() == kVersionBytes) {
+      committed = ParseVersion(it->value().ToStringView());
+    } else if (tag == kHeaderTag && internal.size() == end + 2 + kVersionBytes) {
+      if (versions.count == versions.versions.size()) versions.versions.emplace_back();
+      HeldVersion& held = versions.versions[versions.count++];
+      held.version = ParseVersion(internal.substr(end + 2));
+      held.header.assign(it->value().data(), it->value().size());
+    }
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "listing keys");
+  if (have_current && versions.count > 0) flush();
+  return false;
+}
+
+StoreStats FragmentStore::Stats() const {
+  StoreStats stats;
+  uint64_t value = 0;
+  if (db_->GetIntProperty(meta_, "rocksdb.estimate-num-keys", &value)) stats.estimated_keys = value;
+  for (auto* family : {meta_, payload_}) {
+    if (db_->GetIntProperty(family, "rocksdb.live-sst-files-size", &value)) stats.live_data_bytes += value;
+    if (db_->GetIntProperty(family, "rocksdb.cur-size-all-mem-tables", &value)) stats.memtable_bytes += value;
+  }
+  if (db_->GetIntProperty(payload_, "rocksdb.live-blob-file-size", &value)) stats.live_data_bytes += value;
+  stats.block_cache_bytes = cache_->GetUsage();
+  return stats;
+}
+
+Status FragmentStore::Flush() {
+  rocksdb::FlushOptions flush;
+  auto status = db_->Flush(flush, {meta_, payload_});
+  if (!status.ok()) return FromRocks(status, "flush");
+  return OkStatus();
+}
+
+}  // namespace ddsplit::fragstore

@@ -1,0 +1,139 @@
+// FragmentStore: a fragment store's durable state in one RocksDB database. The only code in
+// DDSplit that talks to RocksDB.
+//
+// For every key the store keeps the fragments of one or more versions and the newest version it
+// knows to be committed (acknowledged by a write quorum somewhere). A fragment of a version
+// older than the committed one is obsolete; committing a version drops the older ones. So an
+// overwrite in progress never removes the version readers are using.
+//
+// Layout: column family "default" holds small entries — the committed version at
+// key+"\0\0" and each version's FragmentHeader at key+"\0\1"+inverted version (newest sorts
+// first); column family "payload" holds fragment bytes at key+"\0"+inverted version, in blob
+// files. Keys never contain NUL, so a key's entries sort together and in key order.
+//
+// Thread-safety: Apply() from one thread at a time (the commit thread); reads from any thread.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/base/result.h"
+#include "common/base/version.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class PinnableSlice;
+class Cache;
+class WriteBufferManager;
+}  // namespace rocksdb
+
+namespace ddsplit::fragstore {
+
+struct StoreOptions {
+  std::string data_dir;
+  bool sync = true;                        // fsync the WAL before Apply() returns
+  uint64_t block_cache_bytes = 64ull << 20;
+  uint64_t memtable_bytes = 128ull << 20;  // all memtables together (payloads wait here until flush)
+  uint64_t blob_min_bytes = 4096;          // fragments this large go to blob files
+};
+
+enum class OpKind : uint8_t { kWrite, kCommit, kAbort };
+
+// One operation of a group commit. Spans must stay valid during Apply().
+struct StoreOp {
+  OpKind kind = OpKind::kWrite;
+  std::string_view key;
+  Version version;
+  bool tombstone = false;                  // kWrite
+  std::span<const std::byte> header;       // kWrite: FragmentHeader bytes
+  std::span<const std::byte> payload;      // kWrite
+};
+
+struct OpResult {
+  bool had_live_version = false;  // kWrite: an older non-tombstone version was held
+  bool obsolete = false;          // kWrite: older than the committed version, dropped
+};
+
+// One version held for a key.
+struct HeldVersion {
+  Version version;
+  bool committed = false;
+  std::string header;  // FragmentHeader bytes
+};
+
+// Reusable result of ReadVersions(); keeps its capacity between calls.
+struct KeyVersions {
+  std::vector<HeldVersion> versions;  // newest first
+  size_t count = 0;
+  std::span<const HeldVersion> view() const { return {versions.data(), count}; }
+};
+
+// Fragment bytes read from the store, pinned until this object is destroyed.
+class PinnedPayload {
+ public:
+  explicit PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice);
+  ~PinnedPayload();
+  PinnedPayload(PinnedPayload&&) noexcept;
+  PinnedPayload& operator=(PinnedPayload&&) noexcept;
+  std::span<const std::byte> bytes() const;
+
+ private:
+  std::unique_ptr<rocksdb::PinnableSlice> slice_;
+};
+
+struct StoreStats {
+  uint64_t estimated_keys = 0;
+  uint64_t live_data_bytes = 0;  // SST plus blob files
+  uint64_t memtable_bytes = 0;
+  uint64_t block_cache_bytes = 0;
+};
+
+class FragmentStore {
+ public:
+  // Opens (creating if missing) the database under options.data_dir. Failing to open is
+  // kUnavailable with RocksDB's reason.
+  static Result<std::unique_ptr<FragmentStore>> Open(const StoreOptions& options);
+  ~FragmentStore();
+  FragmentStore(const FragmentStore&) = delete;
+  FragmentStore& operator=(const FragmentStore&) = delete;
+
+  // Applies `ops` in order as one atomic RocksDB write: one WAL append, one sync when
+  // options.sync. Fills results[i] for ops[i]. On error nothing was applied.
+  Status Apply(std::span<const StoreOp> ops, std::span<OpResult> results);
+
+  // Every version held for `key`, newest first.
+  Status ReadVersions(std::string_view key, KeyVersions& out) const;
+
+  // The fragment bytes of (key, version); kNotFound if absent, kCorrupt if RocksDB's own
+  // checksums fail.
+  Result<PinnedPayload> ReadPayload(std::string_view key, Version version) const;
+
+  // Visits keys that start with `prefix` and sort after `after` (all keys if empty), in order,
+  // with their versions. The visitor returns false to stop. Returns true when more keys remain.
+  using KeyVisitor = std::function<bool(std::string_view key, const KeyVersions& versions)>;
+  Result<bool> List(std::string_view prefix, std::string_view after, const KeyVisitor& visit) const;
+
+  StoreStats Stats() const;
+  // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
+  Status Flush();
+
+ private:
+  struct KeyState;
+  FragmentStore() = default;
+  Status LoadKeyState(std::string_view key, KeyState& state) const;
+
+  StoreOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
+  rocksdb::ColumnFamilyHandle* meta_ = nullptr;     // owned by db_
+  rocksdb::ColumnFamilyHandle* payload_ = nullptr;  // owned by db_
+};
+
+}  // namespace ddsplit::fragstore

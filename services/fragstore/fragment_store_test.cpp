@@ -1,0 +1,193 @@
+#include <doctest/doctest.h>
+
+#include <map>
+
+#include "common/wire/envelope.h"
+#include "services/fragstore/fragment_store.h"
+#include "tests/support/temp_dir.h"
+
+namespace ddsplit::fragstore {
+namespace {
+
+std::string Header(bool tombstone, uint64_t size) {
+  flatbuffers::FlatBufferBuilder fbb;
+  wire::FragmentHeaderBuilder header(fbb);
+  header.add_tombstone(tombstone);
+  header.add_size(size);
+  header.add_k(4);
+  header.add_m(2);
+  fbb.Finish(header.Finish());
+  return {reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize()};
+}
+
+std::span<const std::byte> Bytes(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
+
+// Owns the bytes of the operations it builds.
+struct Ops {
+  std::vector<std::string> storage;
+  std::vector<StoreOp> ops;
+  std::string_view Keep(std::string_view key) {
+    storage.emplace_back(key);
+    return storage.back();
+  }
+  Ops& Write(std::string_view key_text, Version v, std::string payload, bool tombstone = false) {
+    std::string_view key = Keep(key_text);
+    storage.push_back(Header(tombstone, payload.size()));
+    const std::string& header = storage.back();
+    storage.push_back(std::move(payload));
+    const std::string& body = storage.back();
+    StoreOp op{OpKind::kWrite, key, v, tombstone, {}, {}};
+    op.header = Bytes(header);
+    op.payload = Bytes(body);
+    ops.push_back(op);
+    return *this;
+  }
+  Ops& Commit(std::string_view key, Version v) {
+    ops.push_back({OpKind::kCommit, Keep(key), v, false, {}, {}});
+    return *this;
+  }
+  Ops& Abort(std::string_view key, Version v) {
+    ops.push_back({OpKind::kAbort, Keep(key), v, false, {}, {}});
+    return *this;
+  }
+  Ops() { storage.reserve(1000); }  // views into storage must stay valid: never reallocate
+};
+
+std::vector<OpResult> Apply(FragmentStore& store, Ops& ops) {
+  std::vector<OpResult> results(ops.ops.size());
+  REQUIRE(store.Apply(ops.ops, results).ok());
+  return results;
+}
+
+std::vector<std::pair<Version, bool>> Versions(FragmentStore& store, std::string_view key) {
+  KeyVersions kv;
+  REQUIRE(store.ReadVersions(key, kv).ok());
+  std::vector<std::pair<Version, bool>> out;
+  for (const auto& v : kv.view()) out.emplace_back(v.version, v.committed);
+  return out;
+}
+
+std::string Payload(FragmentStore& store, std::string_view key, Version v) {
+  auto payload = store.ReadPayload(key, v);
+  REQUIRE(payload.ok());
+  auto bytes = payload->bytes();
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+const Version v1{100, 1}, v2{200, 1}, v3{300, 2}, v4{400, 1};
+
+TEST_CASE("an older version stays until a newer one is committed") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false});
+  REQUIRE(store.ok());
+  FragmentStore& s = **store;
+
+  Ops first;
+  first.Write("k", v1, "one");
+  auto results = Apply(s, first);
+  CHECK(!results[0].had_live_version);
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v1, false}});
+  Ops commit1;
+  Apply(s, commit1.Commit("k", v1));
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v1, true}});
+
+  Ops second;
+  results = Apply(s, second.Write("k", v2, "two"));
+  CHECK(results[0].had_live_version);
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v2, false}, {v1, true}});
+  CHECK(Payload(s, "k", v1) == "one");
+
+  Ops commit2;
+  Apply(s, commit2.Commit("k", v2));
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v2, true}});
+  CHECK(Payload(s, "k", v2) == "two");
+  CHECK(s.ReadPayload("k", v1).error().code() == ErrorCode::kNotFound);
+}
+
+TEST_CASE("aborts drop only uncommitted versions; writes older than the commit are obsolete") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false});
+  FragmentStore& s = **store;
+  Ops ops;
+  ops.Write("k", v2, "two").Commit("k", v2).Write("k", v3, "three").Abort("k", v3).Abort("k", v2);
+  Apply(s, ops);
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v2, true}});
+  Ops late;
+  auto results = Apply(s, late.Write("k", v1, "one"));
+  CHECK(results[0].obsolete);
+  CHECK(Versions(s, "k") == std::vector<std::pair<Version, bool>>{{v2, true}});
+}
+
+TEST_CASE("tombstones are versions; a write after a committed delete had no live version") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false});
+  FragmentStore& s = **store;
+  Ops ops;
+  ops.Write("k", v1, "one").Commit("k", v1).Write("k", v2, "", true).Commit("k", v2);
+  auto results = Apply(s, ops);
+  CHECK(results[2].had_live_version);  // the delete found a live record
+  Ops again;
+  results = Apply(s, again.Write("k", v3, "three"));
+  CHECK(!results[0].had_live_version);
+  Ops delete_again;
+  results = Apply(s, delete_again.Write("k", v4, "", true));
+  CHECK(results[0].had_live_version);
+}
+
+TEST_CASE("state survives a reopen") {
+  testing::TempDir dir;
+  {
+    auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = true});
+    Ops ops;
+    Apply(**store, ops.Write("durable", v1, std::string(100000, 'x')).Commit("durable", v1));
+  }
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = true});
+  REQUIRE(store.ok());
+  CHECK(Versions(**store, "durable") == std::vector<std::pair<Version, bool>>{{v1, true}});
+  CHECK(Payload(**store, "durable", v1) == std::string(100000, 'x'));
+}
+
+TEST_CASE("listing visits each key once, in order, after the cursor and within the prefix") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false});
+  FragmentStore& s = **store;
+  Ops ops;
+  std::vector<std::string> keys{"a", "a\x01", "ab", "b/1", "b/2", "b/3", "c"};
+  for (const auto& key : keys) ops.Write(key, v1, "x").Write(key, v2, "y");
+  Apply(s, ops);
+
+  auto list = [&](std::string_view prefix, std::string_view after, size_t limit, bool* more) {
+    std::vector<std::string> seen;
+    auto result = s.List(prefix, after, [&](std::string_view key, const KeyVersions& kv) {
+      CHECK(kv.count == 2);
+      seen.emplace_back(key);
+      return seen.size() < limit;
+    });
+    REQUIRE(result.ok());
+    *more = *result;
+    return seen;
+  };
+  bool more = false;
+  CHECK(list("", "", 100, &more) == keys);
+  CHECK(!more);
+  CHECK(list("b/", "", 100, &more) == std::vector<std::string>{"b/1", "b/2", "b/3"});
+  CHECK(list("b/", "b/1", 100, &more) == std::vector<std::string>{"b/2", "b/3"});
+  CHECK(list("", "a", 2, &more) == std::vector<std::string>{"a\x01", "ab"});
+  CHECK(more);
+  CHECK(list("", "c", 10, &more).empty());
+  CHECK(!more);
+}
+
+TEST_CASE("stats report what is stored") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false});
+  Ops ops;
+  for (int i = 0; i < 50; ++i) ops.Write("key" + std::to_string(i), v1, std::string(10000, 'z'));
+  Apply(**store, ops);
+  REQUIRE((*store)->Flush().ok());
+  auto stats = (*store)->Stats();
+  CHECK(stats.live_data_bytes >= 50 * 10000);
+}
+
+}  // namespace
+}  // namespace ddsplit::fragstore
