@@ -39,6 +39,17 @@ TEST_CASE("templates expand per store id") {
   CHECK(names[2] == "tcp://fragstore-2.fragstore:7100");
 }
 
+TEST_CASE("stores come from exactly one source") {
+  auto from_template = ResolveStores({}, "", "{id}=tcp://fs-{id}.fs:7100,tcp://fs-{id}.fs:7101", 3);
+  REQUIRE(from_template.ok());
+  REQUIRE(from_template->size() == 3);
+  CHECK((*from_template)[1].ingest == "tcp://fs-1.fs:7100");
+  CHECK(ResolveStores({"0=tcp://a:1,tcp://a:2"}, "", "", 0)->size() == 1);
+  CHECK(!ResolveStores({"0=tcp://a:1,tcp://a:2"}, "1=tcp://b:1,tcp://b:2", "", 0).ok());
+  CHECK(!ResolveStores({}, "", "", 0).ok());
+  CHECK(!ResolveStores({}, "", "{id}=tcp://x:1,tcp://x:2", 0).ok());
+}
+
 TEST_CASE("code shapes: default quorum is k + 1 and never below k") {
   CodeShape shape;
   CHECK(shape.EffectiveQuorum() == 5);

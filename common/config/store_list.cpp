@@ -106,6 +106,27 @@ std::vector<std::string> ExpandTemplate(std::string_view pattern, int count) {
   return out;
 }
 
+Result<std::vector<StoreEndpoint>> ResolveStores(const std::vector<std::string>& specs,
+                                                 std::string_view list, std::string_view pattern,
+                                                 int count) {
+  int sources = (specs.empty() ? 0 : 1) + (list.empty() ? 0 : 1) + (pattern.empty() ? 0 : 1);
+  if (sources != 1) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "give the stores exactly one way: --store (repeated), --stores or "
+                 "--store-template with --store-count");
+  }
+  if (!pattern.empty()) {
+    if (count < 1) return Error(ErrorCode::kInvalidArgument, "--store-count must be at least 1");
+    std::string joined;
+    for (const auto& spec : ExpandTemplate(pattern, count)) joined += spec + ";";
+    return ParseStoreList(joined);
+  }
+  if (!list.empty()) return ParseStoreList(list);
+  std::string joined;
+  for (const auto& spec : specs) joined += spec + ";";
+  return ParseStoreList(joined);
+}
+
 int CodeShape::EffectiveQuorum() const {
   return write_quorum > 0 ? write_quorum : std::min(k + 1, k + m);
 }

@@ -32,6 +32,13 @@ Result<std::vector<StoreEndpoint>> ParseStoreList(std::string_view text);
 // 0..count-1 — how a Kubernetes StatefulSet's stores are named.
 std::vector<std::string> ExpandTemplate(std::string_view pattern, int count);
 
+// Store list from whichever source is given: explicit specs (repeated --store flags), a list
+// (DDSPLIT_STORES), or a spec template with "{id}" plus a count (a StatefulSet's stores).
+// Exactly one source must be non-empty.
+Result<std::vector<StoreEndpoint>> ResolveStores(const std::vector<std::string>& specs,
+                                                 std::string_view list, std::string_view pattern,
+                                                 int count);
+
 // Erasure-code shape: 1 <= k, 0 <= m, k + m <= 32, and write quorum k <= quorum <= k + m.
 struct CodeShape {
   int k = 4;
