@@ -9,13 +9,15 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 namespace ddsplit::codec {
 
 struct ByteSpan {
   uint64_t offset = 0;
   uint64_t length = 0;
-  uint64_t end() const { return offset + length; }
+  // Saturates instead of wrapping, so an untrusted range cannot overflow.
+  uint64_t end() const { return length > UINT64_MAX - offset ? UINT64_MAX : offset + length; }
 };
 
 class StripeLayout {

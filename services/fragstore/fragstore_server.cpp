@@ -430,10 +430,18 @@ void FragstoreServer::ReadLoop(int stop_fd) {
               } else if (fetch->want_payload()) {
                 auto span = bytes->bytes();
                 int index = (*header)->index();
-                if (fetch->range() != nullptr && index < (*header)->k()) {
-                  codec::StripeLayout layout((*header)->record_size(), (*header)->k(), (*header)->m());
-                  auto overlap = layout.OverlapInFragment(
-                      index, {fetch->range()->offset(), fetch->range()->length()});
+                bool ranged = fetch->range() != nullptr || fetch->suffix_length() > 0;
+                if (ranged && index < (*header)->k()) {
+                  uint64_t record_size = (*header)->record_size();
+                  codec::ByteSpan range;
+                  if (fetch->range() != nullptr) {
+                    range = {fetch->range()->offset(), fetch->range()->length()};
+                  } else {
+                    uint64_t suffix = std::min(fetch->suffix_length(), record_size);
+                    range = {record_size - suffix, suffix};
+                  }
+                  codec::StripeLayout layout(record_size, (*header)->k(), (*header)->m());
+                  auto overlap = layout.OverlapInFragment(index, range);
                   payload_offset = overlap.offset;
                   span = span.subspan(std::min<uint64_t>(overlap.offset, span.size()),
                                       std::min<uint64_t>(overlap.length, span.size() - std::min<uint64_t>(overlap.offset, span.size())));

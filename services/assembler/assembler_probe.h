@@ -1,0 +1,58 @@
+// AssemblerProbe: every metric the assembler exports, registered once; names live in the .cpp.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include <prometheus/counter.h>
+
+#include "common/metrics/metrics.h"
+
+namespace ddsplit::assembler {
+
+enum class AssemblerReject : uint8_t { kMalformed, kInvalidArgument, kUnexpected, kCount };
+
+class AssemblerProbe {
+ public:
+  explicit AssemblerProbe(metrics::ProcessMetrics& process);
+
+  metrics::OperationMetrics& get() { return get_; }
+  metrics::OperationMetrics& head() { return head_; }
+  metrics::OperationMetrics& multi_get() { return multi_get_; }
+  metrics::OperationMetrics& list() { return list_; }
+  metrics::OperationMetrics& stat() { return stat_; }
+  void StageObserved(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
+    stages_.Observe(stage, queue_ns, work_ns);
+  }
+  void MessageRejected(AssemblerReject reason);
+  void BusyRejection();
+  void DegradedRead();
+  void CorruptFragmentReported();
+  void StaleReadRefused();
+  void HedgedFetch();
+  void FragmentReceived(uint64_t bytes);
+  void RecordBytesSent(uint64_t bytes);
+  void RecordChecksumMismatch();
+  void ReplyUndeliverable();
+
+ private:
+  metrics::StageHistograms stages_;
+  metrics::OperationMetrics get_;
+  metrics::OperationMetrics head_;
+  metrics::OperationMetrics multi_get_;
+  metrics::OperationMetrics list_;
+  metrics::OperationMetrics stat_;
+  std::array<prometheus::Counter*, static_cast<size_t>(AssemblerReject::kCount)> rejected_{};
+  prometheus::Counter* busy_ = nullptr;
+  prometheus::Counter* degraded_ = nullptr;
+  prometheus::Counter* corrupt_ = nullptr;
+  prometheus::Counter* stale_ = nullptr;
+  prometheus::Counter* hedged_ = nullptr;
+  prometheus::Counter* fragments_in_ = nullptr;
+  prometheus::Counter* fragment_bytes_in_ = nullptr;
+  prometheus::Counter* bytes_out_ = nullptr;
+  prometheus::Counter* checksum_mismatch_ = nullptr;
+  prometheus::Counter* undeliverable_ = nullptr;
+};
+
+}  // namespace ddsplit::assembler

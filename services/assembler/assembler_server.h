@@ -1,0 +1,109 @@
+// AssemblerServer: the read coordinator's event loop. Clients send Get, MultiGet, Head, Stat
+// and List on a ROUTER. For a key, the assembler asks the placement stores (one DEALER per
+// store): the k data-fragment stores for their bytes (only the part a byte range needs), the
+// others for version information only. It picks the version with ChooseVersion, answers
+// straight from the data fragments when they are all there — forwarding the received frames
+// without copying — and otherwise fetches parity fragments and decodes. Data fragments slower
+// than the hedge delay are treated as missing. List merges every store's listing.
+// Single-threaded; Run() from one thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "common/codec/reed_solomon.h"
+#include "common/codec/stripe.h"
+#include "common/config/store_list.h"
+#include "common/placement/placement.h"
+#include "common/wire/envelope.h"
+#include "services/assembler/assembler_probe.h"
+#include "services/assembler/version_choice.h"
+
+namespace ddsplit::assembler {
+
+struct AssemblerOptions {
+  std::string client_bind = "tcp://127.0.0.1:0";
+  std::vector<config::StoreEndpoint> stores;
+  config::CodeShape shape;
+  std::chrono::milliseconds read_timeout{5000};
+  std::chrono::milliseconds hedge_after{250};  // a data fragment slower than this is rebuilt
+  size_t max_in_flight_reads = 1024;
+  uint64_t max_multi_get_bytes = 256ull << 20;
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+class AssemblerServer {
+ public:
+  static Result<std::unique_ptr<AssemblerServer>> Create(AssemblerOptions options,
+                                                         zmq::context_t& context,
+                                                         AssemblerProbe& probe, const Clock& clock);
+  ~AssemblerServer();
+
+  const std::string& client_endpoint() const { return client_endpoint_; }
+
+  // Serves until `stop_fd` becomes readable; then finishes reads in flight and returns.
+  void Run(int stop_fd);
+
+ private:
+  enum class ReadKind : uint8_t { kGet, kHead, kStat, kMultiGetItem, kMultiGet, kList };
+  struct StoreState;
+  struct Read;
+  struct MultiGetItem;
+
+  AssemblerServer(AssemblerOptions options, zmq::context_t& context, AssemblerProbe& probe,
+                  const Clock& clock);
+  Status Start();
+
+  void HandleClientMessage(std::vector<zmq::message_t>& frames, bool draining);
+  void HandleStoreReply(size_t socket_index, std::vector<zmq::message_t>& frames);
+  std::optional<uint32_t> TakeSlot();
+  uint32_t StartKeyRead(ReadKind kind, std::string_view key, SteadyTime received);
+  void StartList(zmq::message_t&& client, uint64_t request_id, const wire::ListRequest& request,
+                 SteadyTime received);
+  void StartMultiGet(zmq::message_t&& client, uint64_t request_id,
+                     const wire::MultiGetRequest& request, SteadyTime received);
+  bool SendFetch(Read& read, StoreState& store, bool want_payload, bool ranged,
+                 std::optional<Version> version, bool verify);
+  void Evaluate(uint32_t slot, bool final);
+  void AssembleOrFetch(uint32_t slot, const VersionChoice& choice, bool final);
+  void FinishList(uint32_t slot, bool final);
+  void ReplyRecord(uint32_t slot, Version version, std::vector<zmq::message_t>&& frames,
+                   codec::ByteSpan range, bool degraded);
+  void ReplyStat(uint32_t slot, const VersionChoice& choice);
+  void FinishWithError(uint32_t slot, const Error& error);
+  void CompleteMultiGetItem(uint32_t slot, std::optional<Error> error, std::vector<zmq::message_t>&& frames);
+  void ReplyMultiGet(uint32_t parent);
+  void Release(uint32_t slot);
+  void CheckTimers(SteadyTime now);
+  void SendToClient(zmq::message_t& client, std::span<zmq::message_t> body);
+  void ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error);
+  codec::ReedSolomon* CodecFor(int k, int m);
+  metrics::OperationMetrics& OperationOf(ReadKind kind);
+
+  AssemblerOptions options_;
+  zmq::context_t& context_;
+  AssemblerProbe& probe_;
+  const Clock& clock_;
+  std::unique_ptr<placement::Placement> placement_;
+  std::map<std::pair<int, int>, std::unique_ptr<codec::ReedSolomon>> codecs_;
+  zmq::socket_t clients_;
+  std::string client_endpoint_;
+  std::vector<zmq::socket_t> store_sockets_;           // parallel to options_.stores
+  std::unordered_map<uint32_t, size_t> store_index_;   // store id -> socket index
+
+  std::vector<std::unique_ptr<Read>> slots_;
+  std::vector<uint32_t> free_slots_;
+  size_t in_flight_ = 0;
+  SteadyTime next_timer_scan_{};
+  wire::MessageWriter writer_;
+};
+
+}  // namespace ddsplit::assembler

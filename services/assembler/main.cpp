@@ -1,0 +1,107 @@
+// ddsplit-assembler: the read coordinator. Wires options, sockets and the admin port.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/metrics/admin_server.h"
+#include "common/metrics/metrics.h"
+#include "common/runtime/runtime.h"
+#include "services/assembler/assembler_probe.h"
+#include "services/assembler/assembler_server.h"
+
+int main(int argc, char** argv) {
+  using namespace ddsplit;
+  CLI::App app{"ddsplit-assembler: reads records back from their fragments"};
+  assembler::AssemblerOptions options;
+  metrics::AdminOptions admin_options;
+  std::vector<std::string> store_specs;
+  std::string store_list;
+  std::string store_template;
+  int store_count = 0;
+  std::string log_level = "info";
+  int announce_fd = -1;
+  int64_t read_timeout_ms = options.read_timeout.count();
+  int64_t hedge_ms = options.hedge_after.count();
+  bool check_config = false;
+
+  app.add_option("--client-bind", options.client_bind, "ROUTER endpoint for clients")
+      ->envname("DDSPLIT_CLIENT_BIND")->capture_default_str();
+  app.add_option("--store", store_specs, "A store: ID=INGEST,READ[,zone=Z] (repeat per store)");
+  app.add_option("--stores", store_list, "Stores separated by ';'")->envname("DDSPLIT_STORES");
+  app.add_option("--store-template", store_template, "Store spec with {id}, for --store-count stores")
+      ->envname("DDSPLIT_STORE_TEMPLATE");
+  app.add_option("--store-count", store_count, "Number of stores for --store-template")
+      ->envname("DDSPLIT_STORE_COUNT");
+  app.add_option("--k", options.shape.k, "Data fragments per record")->envname("DDSPLIT_K")->capture_default_str();
+  app.add_option("--m", options.shape.m, "Parity fragments per record")->envname("DDSPLIT_M")->capture_default_str();
+  app.add_option("--write-quorum", options.shape.write_quorum, "The splitters' write quorum (0: k+1)")
+      ->envname("DDSPLIT_WRITE_QUORUM")->capture_default_str();
+  app.add_option("--read-timeout-ms", read_timeout_ms, "Deadline for answering a read")
+      ->envname("DDSPLIT_READ_TIMEOUT_MS")->capture_default_str();
+  app.add_option("--hedge-ms", hedge_ms, "Rebuild a data fragment slower than this from parity")
+      ->envname("DDSPLIT_HEDGE_MS")->capture_default_str();
+  app.add_option("--max-in-flight", options.max_in_flight_reads, "Reads in flight before answering BUSY")
+      ->envname("DDSPLIT_MAX_IN_FLIGHT")->capture_default_str();
+  app.add_option("--admin-host", admin_options.host, "Admin HTTP host")->envname("DDSPLIT_ADMIN_HOST")->capture_default_str();
+  app.add_option("--admin-port", admin_options.port, "Admin HTTP port (0: any)")->envname("DDSPLIT_ADMIN_PORT")->capture_default_str();
+  app.add_option("--announce-fd", announce_fd, "Write a JSON line with the bound endpoints to this fd when ready");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn or error")->envname("DDSPLIT_LOG_LEVEL")->capture_default_str();
+  app.add_flag("--check-config", check_config, "Validate the configuration and exit");
+  CLI11_PARSE(app, argc, argv);
+
+  auto stores = config::ResolveStores(store_specs, store_list, store_template, store_count);
+  if (!stores.ok()) {
+    std::fprintf(stderr, "ddsplit-assembler: %s\n", stores.error().message().c_str());
+    return 2;
+  }
+  options.stores = std::move(*stores);
+  if (auto shape = config::ValidateCodeShape(options.shape); !shape.ok()) {
+    std::fprintf(stderr, "ddsplit-assembler: %s\n", shape.error().message().c_str());
+    return 2;
+  }
+  if (static_cast<int>(options.stores.size()) < options.shape.k + options.shape.m) {
+    std::fprintf(stderr, "ddsplit-assembler: %zu stores cannot hold k + m = %d fragments\n",
+                 options.stores.size(), options.shape.k + options.shape.m);
+    return 2;
+  }
+  options.read_timeout = std::chrono::milliseconds(read_timeout_ms);
+  options.hedge_after = std::chrono::milliseconds(hedge_ms);
+  if (check_config) {
+    std::printf("ddsplit-assembler: configuration ok (%zu stores, k=%d m=%d)\n", options.stores.size(),
+                options.shape.k, options.shape.m);
+    return 0;
+  }
+
+  runtime::SetUpLogging("assembler", log_level);
+  auto& shutdown = runtime::ShutdownSignal::Install();
+  metrics::ProcessMetrics process_metrics("assembler");
+  assembler::AssemblerProbe probe(process_metrics);
+  zmq::context_t context(1);
+  auto server = assembler::AssemblerServer::Create(options, context, probe, SystemClock::Instance());
+  if (!server.ok()) {
+    spdlog::critical("{}", server.error().ToString());
+    return 1;
+  }
+  metrics::AdminServer admin(admin_options, process_metrics, [&shutdown]() -> Status {
+    if (shutdown.requested()) return Error(ErrorCode::kUnavailable, "draining");
+    return OkStatus();
+  });
+  auto admin_port = admin.Start();
+  if (!admin_port.ok()) {
+    spdlog::critical("{}", admin_port.error().ToString());
+    return 1;
+  }
+  nlohmann::json announcement = {{"service", "assembler"},
+                                 {"pid", getpid()},
+                                 {"endpoint", (*server)->client_endpoint()},
+                                 {"admin_port", *admin_port}};
+  if (auto announced = runtime::Announce(announce_fd, announcement.dump()); !announced.ok()) {
+    spdlog::warn("{}", announced.error().ToString());
+  }
+  spdlog::info("assembler ready: clients {} admin {}", (*server)->client_endpoint(), *admin_port);
+  (*server)->Run(shutdown.fd());
+  admin.Stop();
+  return 0;
+}
