@@ -1,0 +1,12 @@
+// ddsplit: the command-line tool — record commands and the local cluster launcher.
+#include <CLI/CLI.hpp>
+
+#include "tools/ddsplit/data_commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ddsplit: store and fetch erasure-coded records"};
+  app.require_subcommand(1);
+  ddsplit::cli::AddDataCommands(app);
+  CLI11_PARSE(app, argc, argv);
+  return 0;
+}
