@@ -646,7 +646,7 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
         whole[store.payload_index] == nullptr) {
       whole[store.payload_index] = &store;
       ++whole_count;
-    } else if (store.full_requested && store.outstanding > 0) {
+    } else if (store.full_requested && store.outstanding > 0 && !store.failed) {
       ++requested;
     }
   }
@@ -672,7 +672,7 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
         }
       }
     }
-    if (requested == 0 || final) {
+    if (whole_count + requested < k) {
       return FinishWithError(slot, Error(ErrorCode::kUnavailable,
                                          "only " + std::to_string(whole_count + requested) + " of the " +
                                              std::to_string(k) + " fragments needed for version " +

@@ -62,8 +62,8 @@ struct ClusterOptions {
   int stores = 6;
   int k = 4;
   int m = 2;
-  int write_quorum = 0;          // 0: the services' default, k + 1 capped at k + m
-  std::string sync = "always";   // the stores' WAL sync per group commit: "always" or "none"
+  int write_quorum = 0;         // 0: the services' default, k + 1 capped at k + m
+  std::string sync = "always";  // the stores' WAL sync per group commit: "always" or "none"
   // Where ddsplit-fragstore, ddsplit-splitter and ddsplit-assembler live. Empty: the directory
   // named by $DDSPLIT_BIN_DIR if set, else the directory of the running executable.
   std::filesystem::path bin_dir;
@@ -85,22 +85,22 @@ struct ClusterOptions {
 // are empty (or -1/0).
 struct ProcessInfo {
   ProcessId id;
-  std::string name;                 // id.ToString()
-  pid_t pid = 0;                    // the current launch, or the last one if not running
-  int admin_port = 0;               // GET /healthz, /readyz, /metrics
-  std::string admin_url;            // "http://127.0.0.1:PORT"
-  std::filesystem::path log_path;   // DIR/logs/<name>.log
-  std::string last_exit;            // how the last launch ended ("exit status 0", "signal 9"),
-                                    // empty if it has not ended
+  std::string name;                // id.ToString()
+  pid_t pid = 0;                   // the current launch, or the last one if not running
+  int admin_port = 0;              // GET /healthz, /readyz, /metrics
+  std::string admin_url;           // "http://127.0.0.1:PORT"
+  std::filesystem::path log_path;  // DIR/logs/<name>.log
+  std::string last_exit;           // how the last launch ended ("exit status 0", "signal 9"),
+                                   // empty if it has not ended
   // Stores only.
-  int store_id = -1;                // equals id.index
-  std::string ingest_endpoint;      // PULL for fragments, "tcp://127.0.0.1:PORT"
-  std::string read_endpoint;        // ROUTER for reads
-  std::filesystem::path data_dir;   // DIR/store-<i>
+  int store_id = -1;               // equals id.index
+  std::string ingest_endpoint;     // PULL for fragments, "tcp://127.0.0.1:PORT"
+  std::string read_endpoint;       // ROUTER for reads
+  std::filesystem::path data_dir;  // DIR/store-<i>
   // Splitters and assemblers only.
-  std::string endpoint;             // client ROUTER, "tcp://127.0.0.1:PORT"
+  std::string endpoint;  // client ROUTER, "tcp://127.0.0.1:PORT"
   // Splitters only.
-  std::string ack_endpoint;         // PULL for store acknowledgements
+  std::string ack_endpoint;  // PULL for store acknowledgements
 };
 
 // A child that ended without the launcher asking it to.
@@ -122,7 +122,8 @@ class LocalCluster {
   //   kUnavailable      a process exited before announcing; the message names it and ends
   //                     with the last lines of its log
   //   kDeadlineExceeded a process did not announce in time (message as above)
-  //   kInternal         a system call failed (fork, pipe, writing cluster.json, ...)
+  //   kInternal         a system call failed (fork, pipe, writing cluster.json, ...), or a
+  //                     process announced something unreadable
   // On error every process already started is stopped and reaped.
   static Result<std::unique_ptr<LocalCluster>> Start(ClusterOptions options);
 
@@ -135,7 +136,7 @@ class LocalCluster {
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 
-  // Every method below taking (role, index) fails with kInvalidArgument if there is no such
+  // Every Status method below taking (role, index) fails with kInvalidArgument if there is no such
   // process, and with kUnavailable if the operation needs a running process and it is not.
 
   // SIGKILL, then reaps it. Also succeeds on a process that has exited but was not yet reaped.
@@ -148,7 +149,8 @@ class LocalCluster {
   // SIGTERM (and SIGCONT if stopped), then waits up to `grace` for the process to exit. The
   // process is not running when this returns. Errors: kDeadlineExceeded if it had to be killed,
   // kInternal if it exited with a non-zero status or a signal.
-  Status Terminate(Role role, int index, std::chrono::milliseconds grace = std::chrono::seconds(10));
+  Status Terminate(Role role, int index,
+                   std::chrono::milliseconds grace = std::chrono::seconds(10));
   // Launches a process that is not running again, with the endpoints, admin port and data
   // directory it announced at Start(), waits for its announcement (options.start_timeout),
   // updates its pid and rewrites cluster.json. kInvalidArgument if it is running. A restart

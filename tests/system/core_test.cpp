@@ -1,0 +1,325 @@
+// System tests of the core: real fragstore, splitter and assembler processes on loopback, real
+// RocksDB on disk, the real client library.
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+
+#include "common/codec/checksum.h"
+#include "tests/harness/harness.h"
+
+namespace ddsplit::testing {
+namespace {
+
+using client::GetOptions;
+using client::PutArgs;
+
+client::PutResult PutOrFail(client::Client& c, const std::string& key, std::span<const std::byte> value) {
+  auto result = c.Put({key, value, "application/octet-stream", {}});
+  REQUIRE_MESSAGE(result.ok(), "put ", key, ": ", result.error().ToString());
+  return *result;
+}
+
+std::vector<std::byte> GetOrFail(client::Client& c, const std::string& key, GetOptions options = {}) {
+  auto result = c.Get(key, options);
+  REQUIRE_MESSAGE(result.ok(), "get ", key, ": ", result.error().ToString());
+  std::vector<std::byte> bytes(result->value.size());
+  result->value.CopyTo(bytes);
+  return bytes;
+}
+
+TEST_CASE("records of every size round-trip byte for byte, also by range") {
+  TestCluster tc;
+  auto& c = tc.client();
+  const size_t sizes[] = {0, 1, 3, 4095, 4096, (1u << 20) + 1, 16u << 20};
+  for (size_t size : sizes) {
+    CAPTURE(size);
+    auto value = RandomBytes(size, 1000 + size);
+    std::string key = "sizes/" + std::to_string(size);
+    auto put = PutOrFail(c, key, value);
+    CHECK(put.created);
+    CHECK(put.size == size);
+    CHECK(GetOrFail(c, key) == value);
+    GetOptions head;
+    head.head_only = true;
+    auto info = c.Get(key, head);
+    REQUIRE(info.ok());
+    CHECK(info->info.size == size);
+    CHECK(info->value.size() == 0);
+  }
+  // Ranges of a record that spans four data fragments.
+  const size_t size = (1u << 20) + 1;
+  auto value = RandomBytes(size, 1000 + size);
+  std::string key = "sizes/" + std::to_string(size);
+  auto range = [&](uint64_t offset, uint64_t length) {
+    GetOptions options;
+    options.range = std::make_pair(offset, length);
+    return GetOrFail(c, key, options);
+  };
+  auto slice = [&](size_t offset, size_t length) {
+    return std::vector<std::byte>(value.begin() + offset, value.begin() + offset + length);
+  };
+  CHECK(range(0, 1) == slice(0, 1));
+  CHECK(range(size - 1, 1) == slice(size - 1, 1));
+  CHECK(range(262000, 1000) == slice(262000, 1000));  // crosses the first fragment boundary
+  CHECK(range(100, UINT64_MAX - 100) == slice(100, size - 100));  // clamped to the end
+  GetOptions suffix;
+  suffix.suffix_length = 500;
+  CHECK(GetOrFail(c, key, suffix) == slice(size - 500, 500));
+  GetOptions beyond;
+  beyond.range = std::make_pair(uint64_t{size}, uint64_t{10});
+  auto refused = c.Get(key, beyond);
+  REQUIRE(!refused.ok());
+  CHECK(refused.error().code() == ErrorCode::kRangeNotSatisfiable);
+  auto empty_range = c.Get("sizes/0", GetOptions{std::make_pair(uint64_t{0}, uint64_t{1}), 0, false});
+  CHECK(empty_range.error().code() == ErrorCode::kRangeNotSatisfiable);
+}
+
+TEST_CASE("with any two stores killed every record reads back; with three, a clear error") {
+  TestCluster tc;
+  auto& c = tc.client();
+  std::map<std::string, std::vector<std::byte>> records;
+  for (int i = 0; i < 12; ++i) {
+    size_t size = i == 0 ? 0 : i == 1 ? 1 : static_cast<size_t>(i) * 37000 + 11;
+    std::string key = "durable/" + std::to_string(i);
+    records[key] = RandomBytes(size, 77 + i);
+    PutOrFail(c, key, records[key]);
+  }
+  auto& cluster = tc.cluster();
+  for (int a = 0; a < 6; ++a) {
+    for (int b = a + 1; b < 6; ++b) {
+      CAPTURE(a);
+      CAPTURE(b);
+      REQUIRE(cluster.Kill(Role::kStore, a).ok());
+      REQUIRE(cluster.Kill(Role::kStore, b).ok());
+      for (const auto& [key, value] : records) {
+        auto got = c.Get(key);
+        REQUIRE_MESSAGE(got.ok(), key, ": ", got.error().ToString());
+        CHECK(got->value.ToString() == AsString(value));
+      }
+      REQUIRE(cluster.Restart(Role::kStore, a).ok());
+      REQUIRE(cluster.Restart(Role::kStore, b).ok());
+      REQUIRE(WaitForAllStoresReachable(c, "durable/5"));
+    }
+  }
+  for (int s : {0, 2, 4}) REQUIRE(cluster.Kill(Role::kStore, s).ok());
+  for (const auto& [key, value] : records) {
+    auto got = c.Get(key);
+    if (got.ok()) {
+      FAIL("a read with three of six stores down answered: ", key);
+    } else {
+      CAPTURE(got.error().ToString());
+      CHECK((got.error().code() == ErrorCode::kUnavailable || got.error().code() == ErrorCode::kStale));
+      CHECK(!got.error().message().empty());
+    }
+  }
+}
+
+TEST_CASE("a store killed during a stream of puts loses no acknowledged write") {
+  TestCluster tc;
+  auto& cluster = tc.cluster();
+  auto& c = tc.client();
+  struct Acked {
+    std::vector<std::byte> value;
+    bool victim_had_it;  // written while the victim store was up
+  };
+  std::map<std::string, Acked> acked;
+  std::map<std::string, std::vector<std::byte>> in_flight;
+  int next = 0;
+  bool victim_up = true;
+  const int victim = 3;
+  auto issue = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      std::string key = "stream/" + std::to_string(next++ % 300);
+      if (in_flight.count(key)) continue;
+      auto& value = in_flight[key] = RandomBytes(20000 + (next % 7) * 1000, next);
+      bool had = victim_up;
+      c.PutAsync({key, value, "", {}}, [&, key, had](Result<client::PutResult> result) {
+        if (result.ok()) acked[key] = {in_flight[key], had};
+        in_flight.erase(key);
+      });
+    }
+  };
+  auto drain = [&] {
+    while (c.in_flight() > 0) c.Poll(std::chrono::milliseconds(50));
+  };
+  for (int round = 0; round < 30; ++round) {
+    issue(16);
+    c.Poll(std::chrono::milliseconds(20));
+    if (round == 10) {
+      REQUIRE(cluster.Kill(Role::kStore, victim).ok());  // mid-stream, with writes in flight
+      victim_up = false;
+    }
+    if (round == 20) {
+      drain();
+      REQUIRE(cluster.Restart(Role::kStore, victim).ok());
+      REQUIRE(WaitForAllStoresReachable(c, acked.begin()->first));
+      victim_up = true;
+    }
+  }
+  drain();
+  REQUIRE(acked.size() > 100);
+  for (const auto& [key, record] : acked) {
+    auto got = c.Get(key);
+    REQUIRE_MESSAGE(got.ok(), key, ": ", got.error().ToString());
+    CHECK(got->value.ToString() == AsString(record.value));
+  }
+  // The restarted store still holds what it acknowledged: with two other stores down, reads of
+  // records it had must use its fragments.
+  int other_a = (victim + 1) % 6, other_b = (victim + 2) % 6;
+  REQUIRE(cluster.Kill(Role::kStore, other_a).ok());
+  REQUIRE(cluster.Kill(Role::kStore, other_b).ok());
+  int checked = 0;
+  for (const auto& [key, record] : acked) {
+    if (!record.victim_had_it) continue;
+    auto got = c.Get(key);
+    REQUIRE_MESSAGE(got.ok(), key, ": ", got.error().ToString());
+    CHECK(got->value.ToString() == AsString(record.value));
+    ++checked;
+  }
+  CHECK(checked > 50);
+}
+
+// A value whose every 8-byte word names its writer and sequence number, so a read that mixed
+// two versions is visible.
+std::vector<std::byte> TaggedValue(uint32_t writer, uint32_t sequence, size_t size) {
+  std::vector<std::byte> value(size);
+  uint64_t tag = (uint64_t{writer} << 32) | sequence;
+  for (size_t i = 0; i + 8 <= size; i += 8) std::memcpy(&value[i], &tag, 8);
+  return value;
+}
+
+bool IsOneWholeVersion(const std::string& bytes) {
+  if (bytes.size() < 8) return false;
+  for (size_t i = 8; i + 8 <= bytes.size(); i += 8) {
+    if (std::memcmp(bytes.data(), bytes.data() + i, 8) != 0) return false;
+  }
+  return true;
+}
+
+TEST_CASE("concurrent overwrites of one key: every read is one whole version, then all agree") {
+  TestCluster tc;
+  std::vector<std::unique_ptr<client::Client>> writers;
+  for (int i = 0; i < 4; ++i) writers.push_back(tc.NewClient());
+  auto& reader = tc.client();
+  const size_t size = 96 * 1024 + 8;
+  std::vector<std::vector<std::byte>> values;
+  values.reserve(4 * 40);
+  int reads = 0;
+  int acks = 0;
+  for (uint32_t sequence = 0; sequence < 40; ++sequence) {
+    for (uint32_t w = 0; w < 4; ++w) {
+      values.push_back(TaggedValue(w, sequence, size));
+      writers[w]->PutAsync({"hot", values.back(), "", {}}, [&](Result<client::PutResult> r) {
+        if (r.ok()) ++acks;
+      });
+    }
+    reader.GetAsync("hot", {}, [&](Result<client::GetResult> got) {
+      if (!got.ok()) {
+        CHECK((got.error().code() == ErrorCode::kNotFound || got.error().code() == ErrorCode::kStale ||
+               got.error().code() == ErrorCode::kUnavailable));
+        return;
+      }
+      ++reads;
+      CHECK(IsOneWholeVersion(got->value.ToString()));
+    });
+    for (auto& w : writers) w->Poll(std::chrono::milliseconds(1));
+    reader.Poll(std::chrono::milliseconds(1));
+  }
+  for (auto& w : writers) {
+    while (w->in_flight() > 0) w->Poll(std::chrono::milliseconds(20));
+  }
+  while (reader.in_flight() > 0) reader.Poll(std::chrono::milliseconds(20));
+  CHECK(acks > 100);
+  CHECK(reads > 0);
+  std::set<std::string> finals;
+  for (int i = 0; i < 5; ++i) {
+    auto got = reader.Get("hot");
+    REQUIRE(got.ok());
+    auto text = got->value.ToString();
+    CHECK(IsOneWholeVersion(text));
+    finals.insert(text);
+  }
+  CHECK(finals.size() == 1);
+}
+
+TEST_CASE("a flipped byte in a stored fragment is detected and the read returns the right record") {
+  TestCluster tc;
+  auto& cluster = tc.cluster();
+  auto& c = tc.client();
+  auto value = RandomBytes(256 * 1024, 4242);
+  PutOrFail(c, "victim", value);
+  int store = tc.StoreHoldingFragment("victim", 0);
+  // Stop the store cleanly so its data reaches its files, then damage fragment 0 on disk.
+  REQUIRE(cluster.Terminate(Role::kStore, store).ok());
+  auto changed = FlipByteWhere(cluster.Info(Role::kStore, store).data_dir,
+                               std::span(value).subspan(1000, 64), 7);
+  REQUIRE_MESSAGE(changed.ok(), changed.error().ToString());
+  REQUIRE(cluster.Restart(Role::kStore, store).ok());
+  REQUIRE(WaitForAllStoresReachable(c, "victim"));
+
+  auto got = c.Get("victim");
+  REQUIRE(got.ok());
+  CHECK(got->value.ToString() == AsString(value));
+  CHECK(got->degraded);
+  auto stat = c.Stat("victim");
+  REQUIRE(stat.ok());
+  int corrupt = 0;
+  for (const auto& f : stat->fragments) corrupt += f.state == client::FragmentState::kCorrupt ? 1 : 0;
+  CHECK(corrupt == 1);
+  auto metrics = tc.Metrics(Role::kStore, store);
+  REQUIRE(metrics.ok());
+  CHECK(MetricValue(*metrics, "ddsplit_fragstore_corrupt_fragments_total").value_or(0) >= 1);
+}
+
+TEST_CASE("delete then get is not found, and listing pages through 10,000 keys exactly once") {
+  cluster::ClusterOptions options;
+  options.sync = "none";  // this test is about listing, not durability
+  TestCluster tc(options);
+  auto& c = tc.client();
+  const int kKeys = 10000;
+  std::string payload = "v";
+  int acked = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "list/%05d", i);
+    c.PutAsync({key, AsBytes(payload), "text/plain", {}}, [&](Result<client::PutResult> r) {
+      REQUIRE_MESSAGE(r.ok(), r.error().ToString());
+      ++acked;
+    });
+    while (c.in_flight() >= 64) c.Poll(std::chrono::milliseconds(50));
+  }
+  while (c.in_flight() > 0) c.Poll(std::chrono::milliseconds(50));
+  REQUIRE(acked == kKeys);
+  PutOrFail(c, "other/1", AsBytes(payload));
+
+  REQUIRE(c.Delete("list/00007").ok());
+  auto gone = c.Get("list/00007");
+  REQUIRE(!gone.ok());
+  CHECK(gone.error().code() == ErrorCode::kNotFound);
+  auto again = c.Delete("list/00007");
+  REQUIRE(again.ok());
+  CHECK(!again->existed);
+
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto page = c.List("list/", cursor, 1000);
+    REQUIRE_MESSAGE(page.ok(), page.error().ToString());
+    for (const auto& entry : page->entries) {
+      CHECK_MESSAGE(seen.insert(entry.key).second, "listed twice: ", entry.key);
+      CHECK(entry.key.rfind("list/", 0) == 0);
+      CHECK(entry.size == 1);
+      CHECK(entry.content_type == "text/plain");
+    }
+    cursor = page->next_cursor;
+    ++pages;
+  } while (!cursor.empty() && pages < 100);
+  CHECK(seen.size() == kKeys - 1);
+  CHECK(seen.count("list/00007") == 0);
+  CHECK(pages >= 10);
+}
+
+}  // namespace
+}  // namespace ddsplit::testing
