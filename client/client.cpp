@@ -152,6 +152,7 @@ struct Client::Impl {
   zmq::socket_t reads;
   wire::MessageWriter writer;
   std::vector<zmq::message_t> frames;
+  wire::AlignedFrame aligned;
   std::vector<Pending> slots;
   std::vector<uint32_t> free_slots;
   std::vector<std::function<void()>> ready;  // completions decided at submission
@@ -262,7 +263,7 @@ struct Client::Impl {
   }
 
   void Dispatch(std::vector<zmq::message_t>& received) {
-    auto envelope = wire::ParseEnvelope(Bytes(received[0]));
+    auto envelope = wire::ParseEnvelope(aligned.Of(received[0]));
     if (!envelope.ok()) return;  // not answerable: the request will time out
     uint64_t id = (*envelope)->request_id();
     uint32_t slot = static_cast<uint32_t>(id);
@@ -306,7 +307,7 @@ struct Client::Impl {
         Complete(slot, std::move(error), {});
       } else {
         std::vector<zmq::message_t> answer = std::move(pending.answer_frames);
-        Complete(slot, wire::GetEnvelope(answer[0].data()), std::span(answer).subspan(1));
+        Complete(slot, wire::GetEnvelope(aligned.Of(answer[0]).data()), std::span(answer).subspan(1));
       }
     }
   }

@@ -1,9 +1,18 @@
 #include "common/wire/envelope.h"
 
+#include <cstring>
+
 #include "common/base/key.h"
 #include "common/base/limits.h"
 
 namespace ddsplit::wire {
+
+std::span<const std::byte> AlignedFrame::Of(std::span<const std::byte> bytes) {
+  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) return bytes;
+  storage_.resize((bytes.size() + 7) / 8);
+  std::memcpy(storage_.data(), bytes.data(), bytes.size());
+  return {reinterpret_cast<const std::byte*>(storage_.data()), bytes.size()};
+}
 
 Result<const Envelope*> ParseEnvelope(std::span<const std::byte> frame) {
   if (frame.size() > kMaxEnvelopeBytes) {

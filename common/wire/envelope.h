@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <vector>
 #include <span>
 #include <string>
 #include <string_view>
@@ -16,6 +17,20 @@
 #include "ddsplit/schemas/wire_generated.h"
 
 namespace ddsplit::wire {
+
+// The bytes of a received frame at an 8-byte-aligned address, as FlatBuffers requires: the
+// frame itself when it is aligned, otherwise a copy held here (its storage is reused between
+// calls, so only the latest result is valid). ZeroMQ delivers small frames at any alignment.
+class AlignedFrame {
+ public:
+  std::span<const std::byte> Of(std::span<const std::byte> bytes);
+  std::span<const std::byte> Of(const zmq::message_t& frame) {
+    return Of(std::span<const std::byte>(static_cast<const std::byte*>(frame.data()), frame.size()));
+  }
+
+ private:
+  std::vector<uint64_t> storage_;
+};
 
 // Verifies `frame` as an Envelope (size limit, FlatBuffers verifier, a body or an error) and
 // returns it. kMalformed naming the problem otherwise; nothing in the frame is trusted before.

@@ -60,6 +60,8 @@ struct AssemblerServer::StoreState {
   std::array<const wire::FragmentHeader*, kMaxReportsPerStore> headers{};
   std::array<std::string_view, kMaxReportsPerStore> header_bytes{};
   zmq::message_t envelope;  // the reply the reports and headers point into
+  wire::AlignedFrame aligned;
+  const wire::Envelope* Envelope() { return wire::GetEnvelope(aligned.Of(envelope).data()); }
   zmq::message_t payload;
   bool has_payload = false;
   bool payload_ranged = false;
@@ -342,7 +344,7 @@ void AssemblerServer::HandleClientMessage(std::vector<zmq::message_t>& frames, b
     if (frames.size() > 2) ReplyError(std::move(frames[0]), 0, Error(ErrorCode::kMalformed, "unexpected frames"));
     return;
   }
-  auto envelope = wire::ParseEnvelope(Bytes(frames[1]));
+  auto envelope = wire::ParseEnvelope(aligned_request_.Of(frames[1]));
   if (!envelope.ok()) {
     probe_.MessageRejected(AssemblerReject::kMalformed);
     ReplyError(std::move(frames[0]), 0, envelope.error());
@@ -456,7 +458,7 @@ bool AssemblerServer::SendFetch(Read& read, StoreState& store, bool want_payload
 }
 
 void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::message_t>& frames) {
-  auto envelope = wire::ParseEnvelope(Bytes(frames[0]));
+  auto envelope = wire::ParseEnvelope(aligned_reply_.Of(frames[0]));
   if (!envelope.ok()) {
     probe_.MessageRejected(AssemblerReject::kMalformed);
     return;
@@ -474,12 +476,15 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
   }
   if (store == nullptr) return;
   if (store->outstanding > 0) --store->outstanding;
-  const wire::Envelope& env = **envelope;
+  // The store keeps the reply: its version reports point into it.
+  zmq::message_t payload = frames.size() == 2 ? std::move(frames[1]) : zmq::message_t();
+  bool has_payload_frame = frames.size() == 2;
+  store->envelope = std::move(frames[0]);
+  const wire::Envelope& env = *store->Envelope();
 
   if (read.kind == ReadKind::kList) {
     if (env.body_as_ListKeysReply() != nullptr) {
       store->answered = true;
-      store->envelope = std::move(frames[0]);
     } else {
       store->failed = true;
     }
@@ -511,14 +516,14 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
   if (reply->payload_error() != nullptr && reply->payload_error()->code() == wire::ErrorCode::Corrupt) {
     probe_.CorruptFragmentReported();
   }
-  if (reply->payload_version() != nullptr && frames.size() == 2) {
+  if (reply->payload_version() != nullptr && has_payload_frame) {
     Version v = wire::FromWire(reply->payload_version());
     const wire::FragmentHeader* header = nullptr;
     for (int i = 0; i < store->report_count; ++i) {
       if (store->reports[i].version == v) header = store->headers[i];
     }
     if (header != nullptr) {
-      store->payload = std::move(frames[1]);
+      store->payload = std::move(payload);
       store->has_payload = true;
       store->payload_ranged = ranged;
       store->payload_version = v;
@@ -527,7 +532,6 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
     }
   }
   read.timings.AddFrom(env.timings());
-  store->envelope = std::move(frames[0]);  // keeps the headers above valid
   Evaluate(slot, false);
 }
 
@@ -1055,9 +1059,9 @@ void AssemblerServer::FinishList(uint32_t slot, bool final) {
                                            std::to_string(read.store_count) + " stores answered the listing"));
   }
   std::vector<StoreListing> listings;
-  for (const auto& store : read.active_stores()) {
+  for (auto& store : read.active_stores()) {
     if (!store.answered) continue;
-    const auto* reply = wire::GetEnvelope(store.envelope.data())->body_as_ListKeysReply();
+    const auto* reply = store.Envelope()->body_as_ListKeysReply();
     StoreListing listing;
     listing.truncated = reply->truncated();
     if (reply->entries() != nullptr) {

@@ -104,6 +104,8 @@ class AssemblerServer {
   size_t in_flight_ = 0;
   SteadyTime next_timer_scan_{};
   wire::MessageWriter writer_;
+  wire::AlignedFrame aligned_request_;
+  wire::AlignedFrame aligned_reply_;
 };
 
 }  // namespace ddsplit::assembler

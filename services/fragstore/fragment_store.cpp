@@ -74,7 +74,8 @@ Error FromRocks(const rocksdb::Status& status, std::string_view what) {
 }
 
 bool IsTombstone(std::string_view header) {
-  auto parsed = wire::ParseFragmentHeader(std::as_bytes(std::span(header.data(), header.size())));
+  wire::AlignedFrame aligned;  // RocksDB values come at any alignment
+  auto parsed = wire::ParseFragmentHeader(aligned.Of(std::as_bytes(std::span(header.data(), header.size()))));
   return parsed.ok() && (*parsed)->tombstone();
 }
 

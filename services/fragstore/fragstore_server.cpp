@@ -43,6 +43,8 @@ struct FragstoreServer::Queued {
   OpKind kind = OpKind::kWrite;
   int fragment_index = -1;
   std::optional<Error> rejection;  // a write refused by validation still gets an error ack
+  wire::AlignedFrame aligned;      // the envelope at an aligned address, for FlatBuffers
+  const wire::Envelope* Envelope() { return wire::GetEnvelope(aligned.Of(envelope).data()); }
 };
 
 FragstoreServer::FragstoreServer(ServerOptions options, FragmentStore& store,
@@ -91,6 +93,7 @@ void FragstoreServer::Run(int stop_fd) {
 
 void FragstoreServer::IngestLoop(int stop_fd) {
   std::vector<zmq::message_t> frames;
+  wire::AlignedFrame aligned;
   zmq::pollitem_t items[] = {{ingest_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, stop_fd, ZMQ_POLLIN, 0}};
   while (true) {
     try {
@@ -111,7 +114,7 @@ void FragstoreServer::IngestLoop(int stop_fd) {
       }
       if (!*got) break;
       SteadyTime now = std::chrono::steady_clock::now();
-      auto envelope = wire::ParseEnvelope(Bytes(frames[0]));
+      auto envelope = wire::ParseEnvelope(aligned.Of(frames[0]));
       if (overflow || !envelope.ok()) {
         probe_.MessageRejected(RejectReason::kMalformed);
         continue;
@@ -230,7 +233,7 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
   for (size_t i = 0; i < batch.size(); ++i) {
     Queued& item = batch[i];
     if (item.rejection) continue;
-    const auto* env = wire::GetEnvelope(item.envelope.data());
+    const auto* env = item.Envelope();
     StoreOp op;
     op.kind = item.kind;
     switch (item.kind) {
@@ -288,7 +291,7 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
   for (size_t i = 0; i < batch.size(); ++i) {
     Queued& item = batch[i];
     if (item.kind != OpKind::kWrite) continue;
-    const auto* write = wire::GetEnvelope(item.envelope.data())->body_as_WriteFragment();
+    const auto* write = item.Envelope()->body_as_WriteFragment();
     uint64_t queue_ns = ElapsedNanos(item.received, start);
     probe_.StageObserved(Stage::kStoreCommit, queue_ns, work_ns);
     std::optional<Error> error = item.rejection;
@@ -331,6 +334,7 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
 
 void FragstoreServer::ReadLoop(int stop_fd) {
   std::vector<zmq::message_t> frames;
+  wire::AlignedFrame aligned;
   wire::MessageWriter writer;
   KeyVersions versions;
   std::vector<flatbuffers::Offset<wire::HeldVersion>> held;
@@ -341,6 +345,8 @@ void FragstoreServer::ReadLoop(int stop_fd) {
                           std::optional<Version> corrupt) {
     held.clear();
     for (const auto& v : kv.view()) {
+      // Nested FlatBuffers need their own alignment inside the reply.
+      fbb.ForceVectorAlignment(v.header.size(), sizeof(uint8_t), alignof(uint64_t));
       auto header = fbb.CreateVector(reinterpret_cast<const uint8_t*>(v.header.data()), v.header.size());
       auto wire_version = wire::ToWire(v.version);
       auto state = corrupt && *corrupt == v.version ? wire::FragmentState::Corrupt : wire::FragmentState::Ok;
@@ -375,7 +381,7 @@ void FragstoreServer::ReadLoop(int stop_fd) {
       std::array<zmq::message_t, 3> reply;
       size_t reply_frames = 2;
       reply[0] = std::move(frames[0]);  // the requester's routing id
-      auto envelope = wire::ParseEnvelope(Bytes(frames[1]));
+      auto envelope = wire::ParseEnvelope(aligned.Of(frames[1]));
       if (overflow || frames.size() != 2 || !envelope.ok()) {
         probe_.MessageRejected(RejectReason::kMalformed);
         reply[1] = writer.FinishError(0, envelope.ok() ? Error(ErrorCode::kMalformed, "unexpected frames")

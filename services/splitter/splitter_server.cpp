@@ -196,7 +196,7 @@ void SplitterServer::HandleClientMessage(std::vector<zmq::message_t>& frames, bo
     probe_.MessageRejected(SplitterReject::kMalformed);
     return;  // not even a routing id and a body: nobody to answer
   }
-  auto envelope = wire::ParseEnvelope(Bytes(frames[1]));
+  auto envelope = wire::ParseEnvelope(aligned_request_.Of(frames[1]));
   if (!envelope.ok()) {
     probe_.MessageRejected(envelope.error().code() == ErrorCode::kTooLarge ? SplitterReject::kTooLarge
                                                                            : SplitterReject::kMalformed);
@@ -362,7 +362,7 @@ void SplitterServer::StartWrite(zmq::message_t&& client, uint64_t request_id,
 }
 
 void SplitterServer::HandleAck(std::vector<zmq::message_t>& frames) {
-  auto envelope = wire::ParseEnvelope(Bytes(frames[0]));
+  auto envelope = wire::ParseEnvelope(aligned_ack_.Of(frames[0]));
   if (!envelope.ok() || (*envelope)->body_as_FragmentAck() == nullptr) {
     probe_.MessageRejected(SplitterReject::kMalformed);
     return;

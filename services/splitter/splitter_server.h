@@ -96,6 +96,8 @@ class SplitterServer {
   size_t in_flight_ = 0;
   uint64_t in_flight_bytes_ = 0;
   wire::MessageWriter writer_;
+  wire::AlignedFrame aligned_request_;
+  wire::AlignedFrame aligned_ack_;
   EncodedRecord encoded_;
 };
 

@@ -33,7 +33,8 @@ class RawPeer {
     std::vector<zmq::message_t> frames;
     bool overflow = false;
     REQUIRE(*transport::ReceiveMultipart(socket_, frames, 8, overflow));
-    auto envelope = wire::ParseEnvelope(transport::Bytes(frames[0]));
+    wire::AlignedFrame aligned;
+    auto envelope = wire::ParseEnvelope(aligned.Of(frames[0]));
     REQUIRE(envelope.ok());
     REQUIRE((*envelope)->error() != nullptr);
     return wire::FromWire((*envelope)->error()).code();
