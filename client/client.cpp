@@ -1,5 +1,9 @@
 #include "client/client.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -68,6 +72,41 @@ struct ReleaseToken {
 };
 
 }  // namespace
+
+Result<std::vector<std::string>> ResolveEndpoint(const std::string& endpoint) {
+  constexpr std::string_view kDnsScheme = "dns+tcp://";
+  if (endpoint.rfind(kDnsScheme, 0) != 0) return std::vector<std::string>{endpoint};
+  std::string rest = endpoint.substr(kDnsScheme.size());
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == rest.size()) {
+    return Error(ErrorCode::kInvalidArgument, "expected dns+tcp://NAME:PORT, got " + endpoint);
+  }
+  std::string host = rest.substr(0, colon);
+  std::string port = rest.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (rc != 0) {
+    return Error(ErrorCode::kUnavailable, "cannot resolve " + host + ": " + gai_strerror(rc));
+  }
+  std::vector<std::string> endpoints;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (a->ai_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text, sizeof text);
+      endpoints.push_back("tcp://" + std::string(text) + ":" + port);
+    } else if (a->ai_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text, sizeof text);
+      endpoints.push_back("tcp://[" + std::string(text) + "]:" + port);
+    }
+  }
+  freeaddrinfo(found);
+  std::sort(endpoints.begin(), endpoints.end());
+  endpoints.erase(std::unique(endpoints.begin(), endpoints.end()), endpoints.end());
+  return endpoints;
+}
 
 std::string_view FragmentStateName(FragmentState state) {
   switch (state) {
@@ -160,6 +199,48 @@ struct Client::Impl {
   std::vector<uint32_t> unsent;  // slots with frames waiting for a connected peer, in order
   size_t active = 0;
   SteadyTime next_timeout_scan{};
+
+  // What each socket is connected to, per configured endpoint, so that names can be
+  // re-resolved and the connections follow the addresses.
+  struct Connections {
+    zmq::socket_t* socket = nullptr;
+    std::string configured;
+    std::vector<std::string> connected;
+  };
+  std::vector<Connections> connections;
+  SteadyTime next_resolve{};
+
+  // Connects `entry` to the addresses it now stands for; returns false if it has none.
+  bool Refresh(Connections& entry) {
+    auto resolved = ResolveEndpoint(entry.configured);
+    if (!resolved.ok()) return !entry.connected.empty();  // keep what works until it resolves
+    for (const auto& endpoint : *resolved) {
+      if (std::find(entry.connected.begin(), entry.connected.end(), endpoint) == entry.connected.end()) {
+        if (transport::Connect(*entry.socket, endpoint).ok()) entry.connected.push_back(endpoint);
+      }
+    }
+    for (auto it = entry.connected.begin(); it != entry.connected.end();) {
+      if (std::find(resolved->begin(), resolved->end(), *it) != resolved->end()) {
+        ++it;
+        continue;
+      }
+      try {
+        entry.socket->disconnect(*it);
+      } catch (const zmq::error_t&) {
+      }
+      it = entry.connected.erase(it);
+    }
+    return !entry.connected.empty();
+  }
+
+  void RefreshNames(SteadyTime now) {
+    bool all_connected = true;
+    for (auto& entry : connections) {
+      if (entry.configured.rfind("dns+tcp://", 0) == 0) all_connected &= Refresh(entry);
+    }
+    // A name with no address yet (pods still starting) is retried sooner.
+    next_resolve = now + (all_connected ? options.dns_refresh : std::chrono::milliseconds(1000));
+  }
 
   ~Impl() {
     // Close the sockets first so ZeroMQ drops queued messages and releases borrowed values.
@@ -350,12 +431,22 @@ Result<std::unique_ptr<Client>> Client::Connect(ClientOptions options, zmq::cont
     if (!created.ok()) return std::move(created).error();
     *socket = std::move(*created);
     for (const auto& endpoint : *endpoints) {
-      DDSPLIT_RETURN_IF_ERROR(transport::Connect(*socket, endpoint));
+      Impl::Connections entry{socket, endpoint, {}};
+      if (endpoint.rfind("dns+tcp://", 0) == 0) {
+        auto valid = ResolveEndpoint(endpoint);
+        if (!valid.ok() && valid.error().code() == ErrorCode::kInvalidArgument) return std::move(valid).error();
+        impl->Refresh(entry);
+      } else {
+        DDSPLIT_RETURN_IF_ERROR(transport::Connect(*socket, endpoint));
+        entry.connected.push_back(endpoint);
+      }
+      impl->connections.push_back(std::move(entry));
     }
   }
   impl->slots.resize(options.max_in_flight);
   for (size_t i = options.max_in_flight; i-- > 0;) impl->free_slots.push_back(static_cast<uint32_t>(i));
   impl->options = std::move(options);
+  impl->RefreshNames(std::chrono::steady_clock::now());
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }
 
@@ -393,6 +484,7 @@ size_t Client::Poll(std::chrono::milliseconds wait) {
   }
   impl.ReleaseAnswered();
   now = std::chrono::steady_clock::now();
+  if (now >= impl.next_resolve) impl.RefreshNames(now);
   if (!impl.unsent.empty()) impl.RetryUnsent(now);
   if (now >= impl.next_timeout_scan) {
     impl.ExpireRequests(now);

@@ -28,13 +28,22 @@
 
 namespace ddsplit::client {
 
+// Endpoints are ZeroMQ endpoints ("tcp://10.0.0.5:7000"), or "dns+tcp://NAME:PORT": the client
+// connects to every address NAME resolves to and re-resolves it every `dns_refresh`, adding and
+// dropping connections as addresses come and go (a Kubernetes headless Service). Requests are
+// spread over all connected peers message by message.
 struct ClientOptions {
-  std::vector<std::string> splitters;   // ZeroMQ endpoints of splitter ROUTER sockets
-  std::vector<std::string> assemblers;  // ZeroMQ endpoints of assembler ROUTER sockets
+  std::vector<std::string> splitters;   // endpoints of splitter ROUTER sockets
+  std::vector<std::string> assemblers;  // endpoints of assembler ROUTER sockets
+  std::chrono::milliseconds dns_refresh{10000};
   std::chrono::milliseconds timeout{10000};  // per request, from submission to answer
   uint64_t max_record_bytes = 64ull << 20;
   size_t max_in_flight = 4096;          // beyond this, submissions fail with kBusy at once
 };
+
+// The "tcp://ADDRESS:PORT" endpoints a "dns+tcp://NAME:PORT" endpoint stands for now (sorted);
+// any other endpoint is returned as is. kUnavailable when the name does not resolve.
+Result<std::vector<std::string>> ResolveEndpoint(const std::string& endpoint);
 
 // Reads the splitter and assembler endpoints from a cluster.json written by
 // `ddsplit cluster up`.
