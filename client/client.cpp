@@ -165,8 +165,10 @@ Result<ClientOptions> OptionsFromClusterFile(const std::string& path) {
 
 // ------------------------------------------------------------------------------ Impl
 
+// Completes one request with its answer (or why there is none) and the answer's value frames.
+using Handler = std::function<void(Result<const wire::Envelope*>, std::span<zmq::message_t>)>;
+
 struct Client::Impl {
-  using Handler = std::function<void(Result<const wire::Envelope*>, std::span<zmq::message_t>)>;
 
   struct Pending {
     bool active = false;
@@ -254,12 +256,32 @@ struct Client::Impl {
 
   uint64_t RequestId(uint32_t slot) const { return (uint64_t{slots[slot].generation} << 32) | slot; }
 
+  // Completes `handler` with `error` at the next Poll (never inside the submitting call).
+  void FailLater(Handler handler, Error error) {
+    ready.push_back([h = std::move(handler), e = std::move(error)] { h(e, {}); });
+  }
+
+  // Reserves a slot and sends the request `build(fbb)` makes — followed by `value` as a borrowed
+  // frame when given — or completes `handler` with the reason it could not.
+  template <typename Build>
+  void Submit(zmq::socket_t& socket, Handler handler, const std::span<const std::byte>* value,
+              Build build) {
+    auto slot = Reserve(handler);
+    if (!slot) return;
+    writer.Reset();
+    std::array<zmq::message_t, 2> message;
+    message[0] = writer.Finish(RequestId(*slot), build(writer.fbb()));
+    if (value == nullptr) return Send(socket, *slot, std::span(message.data(), 1));
+    auto* token = new ReleaseToken();
+    slots[*slot].release = token;
+    message[1] = transport::BorrowedMessage(*value, &ReleaseToken::OnRelease, token);
+    Send(socket, *slot, message);
+  }
+
   // Reserves a slot, or completes `handler` with kBusy.
   std::optional<uint32_t> Reserve(Handler& handler) {
     if (free_slots.empty()) {
-      ready.push_back([h = std::move(handler)] {
-        h(Error(ErrorCode::kBusy, "too many requests in flight on this client"), {});
-      });
+      FailLater(std::move(handler), Error(ErrorCode::kBusy, "too many requests in flight on this client"));
       return std::nullopt;
     }
     uint32_t slot = free_slots.back();
@@ -496,220 +518,169 @@ size_t Client::Poll(std::chrono::milliseconds wait) {
 
 // ------------------------------------------------------------------------------ requests
 
-void Client::PutAsync(const PutArgs& args, Callback<PutResult> done) {
-  Impl& impl = *impl_;
-  Impl::Handler handler = [done = std::move(done)](Result<const wire::Envelope*> envelope,
-                                                   std::span<zmq::message_t>) {
+// Builds the handler of a request whose answer carries a `Body`: an error answer is passed on,
+// an answer of another type is kMalformed, and `decode` turns the body into the result.
+template <typename Body, typename T, typename Decode>
+Handler Expect(Callback<T> done, const char* what, Decode decode) {
+  return [done = std::move(done), what, decode](Result<const wire::Envelope*> envelope,
+                                                std::span<zmq::message_t> frames) {
     if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_PutReply();
-    if (reply == nullptr) return done(Error(ErrorCode::kMalformed, "unexpected answer to Put"));
-    done(PutResult{wire::FromWire(reply->version()), reply->size(), reply->created(), TimingsOf(**envelope)});
+    const Body* body = (*envelope)->template body_as<Body>();
+    if (body == nullptr) {
+      return done(Error(ErrorCode::kMalformed, std::string("unexpected answer to ") + what));
+    }
+    done(decode(*body, **envelope, frames));
   };
+}
+
+void Client::PutAsync(const PutArgs& args, Callback<PutResult> done) {
+  auto handler = Expect<wire::PutReply>(
+      std::move(done), "Put", [](const wire::PutReply& reply, const wire::Envelope& envelope, auto) {
+        return Result<PutResult>(PutResult{wire::FromWire(reply.version()), reply.size(),
+                                           reply.created(), TimingsOf(envelope)});
+      });
   Status valid = ValidateKey(args.key);
-  if (valid.ok() && args.value.size() > impl.options.max_record_bytes) {
+  if (valid.ok() && args.value.size() > impl_->options.max_record_bytes) {
     valid = Error(ErrorCode::kTooLarge, "value of " + std::to_string(args.value.size()) +
                                             " bytes exceeds the limit of " +
-                                            std::to_string(impl.options.max_record_bytes));
+                                            std::to_string(impl_->options.max_record_bytes));
   }
-  if (!valid.ok()) {
-    impl.ready.push_back([h = std::move(handler), e = valid.error()] { h(e, {}); });
-    return;
-  }
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  auto key = fbb.CreateString(args.key);
-  auto content_type = args.content_type.empty() ? 0 : fbb.CreateString(args.content_type);
-  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::MetaEntry>>> metadata = 0;
-  if (!args.metadata.empty()) {
-    std::vector<flatbuffers::Offset<wire::MetaEntry>> entries;
-    for (const auto& [name, value] : args.metadata) {
-      entries.push_back(wire::CreateMetaEntry(fbb, fbb.CreateString(name), fbb.CreateString(value)));
+  if (!valid.ok()) return impl_->FailLater(std::move(handler), valid.error());
+  impl_->Submit(impl_->writes, std::move(handler), &args.value, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    auto key = fbb.CreateString(args.key);
+    auto content_type = args.content_type.empty() ? 0 : fbb.CreateString(args.content_type);
+    flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<wire::MetaEntry>>> metadata = 0;
+    if (!args.metadata.empty()) {
+      std::vector<flatbuffers::Offset<wire::MetaEntry>> entries;
+      for (const auto& [name, value] : args.metadata) {
+        entries.push_back(wire::CreateMetaEntry(fbb, fbb.CreateString(name), fbb.CreateString(value)));
+      }
+      metadata = fbb.CreateVectorOfSortedTables(&entries);
     }
-    metadata = fbb.CreateVectorOfSortedTables(&entries);
-  }
-  std::array<zmq::message_t, 2> message;
-  message[0] = impl.writer.Finish(impl.RequestId(*slot), wire::CreatePutRequest(fbb, key, content_type, metadata));
-  auto* token = new ReleaseToken();
-  impl.slots[*slot].release = token;
-  message[1] = transport::BorrowedMessage(args.value, &ReleaseToken::OnRelease, token);
-  impl.Send(impl.writes, *slot, message);
+    return wire::CreatePutRequest(fbb, key, content_type, metadata);
+  });
 }
 
 void Client::DeleteAsync(std::string_view key, Callback<DeleteResult> done) {
-  Impl& impl = *impl_;
-  Impl::Handler handler = [done = std::move(done)](Result<const wire::Envelope*> envelope,
-                                                   std::span<zmq::message_t>) {
-    if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_DeleteReply();
-    if (reply == nullptr) return done(Error(ErrorCode::kMalformed, "unexpected answer to Delete"));
-    done(DeleteResult{wire::FromWire(reply->version()), reply->existed()});
-  };
-  if (auto valid = ValidateKey(key); !valid.ok()) {
-    impl.ready.push_back([h = std::move(handler), e = valid.error()] { h(e, {}); });
-    return;
-  }
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  zmq::message_t message = impl.writer.Finish(impl.RequestId(*slot), wire::CreateDeleteRequest(fbb, fbb.CreateString(key)));
-  impl.Send(impl.writes, *slot, std::span(&message, 1));
+  auto handler = Expect<wire::DeleteReply>(
+      std::move(done), "Delete", [](const wire::DeleteReply& reply, const wire::Envelope&, auto) {
+        return Result<DeleteResult>(DeleteResult{wire::FromWire(reply.version()), reply.existed()});
+      });
+  if (auto valid = ValidateKey(key); !valid.ok()) return impl_->FailLater(std::move(handler), valid.error());
+  impl_->Submit(impl_->writes, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateDeleteRequest(fbb, fbb.CreateString(key));
+  });
 }
-
-namespace {
-
-Result<GetResult> GetResultOf(const wire::GetReply& reply, std::span<zmq::message_t> frames,
-                              const wire::Envelope& envelope) {
-  if (reply.payload_frames() != frames.size()) {
-    return Error(ErrorCode::kMalformed, "answer frames do not match the announced count");
-  }
-  GetResult result;
-  result.info = InfoOf(reply.info());
-  std::vector<zmq::message_t> value;
-  value.reserve(frames.size());
-  for (auto& frame : frames) value.push_back(std::move(frame));
-  result.value = Value(std::move(value));
-  result.range_offset = reply.range() != nullptr ? reply.range()->offset() : 0;
-  result.degraded = reply.degraded();
-  result.timings = TimingsOf(envelope);
-  return result;
-}
-
-}  // namespace
 
 void Client::GetAsync(std::string_view key, const GetOptions& options, Callback<GetResult> done) {
-  Impl& impl = *impl_;
-  Impl::Handler handler = [done = std::move(done)](Result<const wire::Envelope*> envelope,
-                                                   std::span<zmq::message_t> frames) {
-    if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_GetReply();
-    if (reply == nullptr) return done(Error(ErrorCode::kMalformed, "unexpected answer to Get"));
-    done(GetResultOf(*reply, frames, **envelope));
-  };
-  if (auto valid = ValidateKey(key); !valid.ok()) {
-    impl.ready.push_back([h = std::move(handler), e = valid.error()] { h(e, {}); });
-    return;
-  }
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  auto key_offset = fbb.CreateString(key);
-  wire::ByteRange range(options.range ? options.range->first : 0, options.range ? options.range->second : 0);
-  wire::GetRequestBuilder body(fbb);
-  body.add_key(key_offset);
-  if (options.range) body.add_range(&range);
-  body.add_head_only(options.head_only);
-  body.add_suffix_length(options.suffix_length);
-  zmq::message_t message = impl.writer.Finish(impl.RequestId(*slot), body.Finish());
-  impl.Send(impl.reads, *slot, std::span(&message, 1));
+  auto handler = Expect<wire::GetReply>(
+      std::move(done), "Get",
+      [](const wire::GetReply& reply, const wire::Envelope& envelope, std::span<zmq::message_t> frames) {
+        if (reply.payload_frames() != frames.size()) {
+          return Result<GetResult>(Error(ErrorCode::kMalformed, "answer frames do not match the announced count"));
+        }
+        GetResult result;
+        result.info = InfoOf(reply.info());
+        std::vector<zmq::message_t> value;
+        value.reserve(frames.size());
+        for (auto& frame : frames) value.push_back(std::move(frame));
+        result.value = Value(std::move(value));
+        result.range_offset = reply.range() != nullptr ? reply.range()->offset() : 0;
+        result.degraded = reply.degraded();
+        result.timings = TimingsOf(envelope);
+        return Result<GetResult>(std::move(result));
+      });
+  if (auto valid = ValidateKey(key); !valid.ok()) return impl_->FailLater(std::move(handler), valid.error());
+  impl_->Submit(impl_->reads, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    auto key_offset = fbb.CreateString(key);
+    wire::ByteRange range(options.range ? options.range->first : 0, options.range ? options.range->second : 0);
+    wire::GetRequestBuilder body(fbb);
+    body.add_key(key_offset);
+    if (options.range) body.add_range(&range);
+    body.add_head_only(options.head_only);
+    body.add_suffix_length(options.suffix_length);
+    return body.Finish();
+  });
 }
 
 void Client::MultiGetAsync(std::span<const std::string> keys, Callback<std::vector<MultiGetItem>> done) {
-  Impl& impl = *impl_;
-  std::vector<std::string> key_copy(keys.begin(), keys.end());
-  Impl::Handler handler = [done = std::move(done), key_copy](Result<const wire::Envelope*> envelope,
-                                                             std::span<zmq::message_t> frames) {
-    if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_MultiGetReply();
-    if (reply == nullptr || reply->items() == nullptr || reply->items()->size() != key_copy.size()) {
-      return done(Error(ErrorCode::kMalformed, "unexpected answer to MultiGet"));
-    }
-    std::vector<MultiGetItem> items(key_copy.size());
-    size_t next = 0;
-    for (size_t i = 0; i < key_copy.size(); ++i) {
-      const auto* item = reply->items()->Get(i);
-      items[i].key = key_copy[i];
-      if (item->error() != nullptr) {
-        items[i].result = wire::FromWire(item->error());
-        continue;
-      }
-      if (next + item->payload_frames() > frames.size()) {
-        return done(Error(ErrorCode::kMalformed, "MultiGet answer is missing frames"));
-      }
-      GetResult result;
-      result.info = InfoOf(item->info());
-      std::vector<zmq::message_t> value;
-      for (uint32_t f = 0; f < item->payload_frames(); ++f) value.push_back(std::move(frames[next++]));
-      result.value = Value(std::move(value));
-      items[i].result = std::move(result);
-    }
-    done(std::move(items));
-  };
+  std::vector<std::string> requested(keys.begin(), keys.end());
+  auto handler = Expect<wire::MultiGetReply>(
+      std::move(done), "MultiGet",
+      [requested](const wire::MultiGetReply& reply, const wire::Envelope&, std::span<zmq::message_t> frames) {
+        using Items = std::vector<MultiGetItem>;
+        if (reply.items() == nullptr || reply.items()->size() != requested.size()) {
+          return Result<Items>(Error(ErrorCode::kMalformed, "MultiGet answer has the wrong item count"));
+        }
+        Items items(requested.size());
+        size_t next = 0;
+        for (size_t i = 0; i < requested.size(); ++i) {
+          const auto* item = reply.items()->Get(i);
+          items[i].key = requested[i];
+          if (item->error() != nullptr) {
+            items[i].result = wire::FromWire(item->error());
+            continue;
+          }
+          if (next + item->payload_frames() > frames.size()) {
+            return Result<Items>(Error(ErrorCode::kMalformed, "MultiGet answer is missing frames"));
+          }
+          GetResult result;
+          result.info = InfoOf(item->info());
+          std::vector<zmq::message_t> value;
+          for (uint32_t f = 0; f < item->payload_frames(); ++f) value.push_back(std::move(frames[next++]));
+          result.value = Value(std::move(value));
+          items[i].result = std::move(result);
+        }
+        return Result<Items>(std::move(items));
+      });
   if (keys.empty() || keys.size() > kMaxMultiGetKeys) {
-    impl.ready.push_back([h = std::move(handler)] {
-      h(Error(ErrorCode::kInvalidArgument, "MultiGet takes 1 to 1000 keys"), {});
-    });
-    return;
+    return impl_->FailLater(std::move(handler),
+                            Error(ErrorCode::kInvalidArgument, "MultiGet takes 1 to 1000 keys"));
   }
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  std::vector<flatbuffers::Offset<flatbuffers::String>> key_offsets;
-  for (const auto& key : keys) key_offsets.push_back(fbb.CreateString(key));
-  auto keys_offset = fbb.CreateVector(key_offsets);
-  zmq::message_t message = impl.writer.Finish(impl.RequestId(*slot), wire::CreateMultiGetRequest(fbb, keys_offset));
-  impl.Send(impl.reads, *slot, std::span(&message, 1));
+  impl_->Submit(impl_->reads, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    std::vector<flatbuffers::Offset<flatbuffers::String>> key_offsets;
+    for (const auto& key : keys) key_offsets.push_back(fbb.CreateString(key));
+    return wire::CreateMultiGetRequest(fbb, fbb.CreateVector(key_offsets));
+  });
 }
 
 void Client::ListAsync(std::string_view prefix, std::string_view cursor, uint32_t limit,
                        Callback<ListPage> done) {
-  Impl& impl = *impl_;
-  Impl::Handler handler = [done = std::move(done)](Result<const wire::Envelope*> envelope,
-                                                   std::span<zmq::message_t>) {
-    if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_ListReply();
-    if (reply == nullptr) return done(Error(ErrorCode::kMalformed, "unexpected answer to List"));
-    ListPage page;
-    if (reply->entries() != nullptr) {
-      for (const auto* entry : *reply->entries()) {
-        page.entries.push_back({std::string(wire::View(entry->key())), wire::FromWire(entry->version()),
-                                entry->size(), std::string(wire::View(entry->content_type()))});
-      }
-    }
-    page.next_cursor = wire::View(reply->next_cursor());
-    done(std::move(page));
-  };
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  auto body = wire::CreateListRequest(fbb, fbb.CreateString(prefix), fbb.CreateString(cursor), limit);
-  zmq::message_t message = impl.writer.Finish(impl.RequestId(*slot), body);
-  impl.Send(impl.reads, *slot, std::span(&message, 1));
+  auto handler = Expect<wire::ListReply>(
+      std::move(done), "List", [](const wire::ListReply& reply, const wire::Envelope&, auto) {
+        ListPage page;
+        if (reply.entries() != nullptr) {
+          for (const auto* entry : *reply.entries()) {
+            page.entries.push_back({std::string(wire::View(entry->key())), wire::FromWire(entry->version()),
+                                    entry->size(), std::string(wire::View(entry->content_type()))});
+          }
+        }
+        page.next_cursor = wire::View(reply.next_cursor());
+        return Result<ListPage>(std::move(page));
+      });
+  impl_->Submit(impl_->reads, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateListRequest(fbb, fbb.CreateString(prefix), fbb.CreateString(cursor), limit);
+  });
 }
 
 void Client::StatAsync(std::string_view key, Callback<StatResult> done) {
-  Impl& impl = *impl_;
-  Impl::Handler handler = [done = std::move(done)](Result<const wire::Envelope*> envelope,
-                                                   std::span<zmq::message_t>) {
-    if (!envelope.ok()) return done(std::move(envelope).error());
-    const auto* reply = (*envelope)->body_as_StatReply();
-    if (reply == nullptr) return done(Error(ErrorCode::kMalformed, "unexpected answer to Stat"));
-    StatResult result;
-    result.info = InfoOf(reply->info());
-    if (reply->fragments() != nullptr) {
-      for (const auto* fragment : *reply->fragments()) {
-        result.fragments.push_back({fragment->store_id(), fragment->fragment_index(),
-                                    static_cast<FragmentState>(fragment->state()),
-                                    wire::FromWire(fragment->newest())});
-      }
-    }
-    done(std::move(result));
-  };
-  if (auto valid = ValidateKey(key); !valid.ok()) {
-    impl.ready.push_back([h = std::move(handler), e = valid.error()] { h(e, {}); });
-    return;
-  }
-  auto slot = impl.Reserve(handler);
-  if (!slot) return;
-  impl.writer.Reset();
-  auto& fbb = impl.writer.fbb();
-  zmq::message_t message = impl.writer.Finish(impl.RequestId(*slot), wire::CreateStatRequest(fbb, fbb.CreateString(key)));
-  impl.Send(impl.reads, *slot, std::span(&message, 1));
+  auto handler = Expect<wire::StatReply>(
+      std::move(done), "Stat", [](const wire::StatReply& reply, const wire::Envelope&, auto) {
+        StatResult result;
+        result.info = InfoOf(reply.info());
+        if (reply.fragments() != nullptr) {
+          for (const auto* fragment : *reply.fragments()) {
+            result.fragments.push_back({fragment->store_id(), fragment->fragment_index(),
+                                        static_cast<FragmentState>(fragment->state()),
+                                        wire::FromWire(fragment->newest())});
+          }
+        }
+        return Result<StatResult>(std::move(result));
+      });
+  if (auto valid = ValidateKey(key); !valid.ok()) return impl_->FailLater(std::move(handler), valid.error());
+  impl_->Submit(impl_->reads, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateStatRequest(fbb, fbb.CreateString(key));
+  });
 }
 
 // ------------------------------------------------------------------------------ blocking

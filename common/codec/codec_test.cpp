@@ -6,19 +6,12 @@
 #include "common/codec/checksum.h"
 #include "common/codec/reed_solomon.h"
 #include "common/codec/stripe.h"
+#include "tests/support/random_bytes.h"
 
 namespace ddsplit::codec {
 namespace {
 
-std::vector<std::byte> RandomBytes(size_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::byte> bytes(size);
-  for (size_t i = 0; i < size; i += 8) {
-    uint64_t word = rng();
-    for (size_t j = 0; j < 8 && i + j < size; ++j) bytes[i + j] = std::byte(word >> (8 * j));
-  }
-  return bytes;
-}
+using testing::RandomBytes;
 
 // Stored fragments of a record: data fragments are slices, parity freshly encoded.
 struct Stripe {

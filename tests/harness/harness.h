@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 #include "tools/cluster/local_cluster.h"
 
@@ -20,8 +21,6 @@ namespace ddsplit::testing {
 
 using cluster::Role;
 
-// Deterministic pseudo-random bytes (the seed is printed by tests that use it).
-std::vector<std::byte> RandomBytes(size_t size, uint64_t seed);
 std::span<const std::byte> AsBytes(const std::string& s);
 std::string AsString(std::span<const std::byte> bytes);
 
