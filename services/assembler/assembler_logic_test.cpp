@@ -64,6 +64,22 @@ TEST_CASE("a newer version that may be acknowledged blocks older ones") {
   CHECK(ChoiceError(final, 4, 2).message().find("may be acknowledged") != std::string::npos);
 }
 
+TEST_CASE("an old tombstone is not trusted while the silent stores could hold a newer write") {
+  // Found by the thrash test: one store answered with a tombstone it kept from before a newer
+  // put that the five other stores acknowledged but had not answered about yet.
+  auto s = AllHold({{v2, true, false, false, 0}});
+  s.reports[3] = {{v1, true, true, false, 3}};
+  for (int i : {0, 1, 2, 4, 5}) s.answered[i] = false;
+  CHECK(s.Choose().kind == Kind::kWait);
+  auto final = s.Choose(true);
+  CHECK(final.kind == Kind::kFail);
+  CHECK(final.error_code == ErrorCode::kUnavailable);
+  for (int i : {0, 1, 2, 4, 5}) s.answered[i] = true;
+  auto choice = s.Choose();
+  CHECK(choice.kind == Kind::kUse);
+  CHECK(choice.version == v2);
+}
+
 TEST_CASE("a committed flag anywhere marks the version acknowledged") {
   auto s = AllHold({{v1, true, false, false, 0}});
   s.reports[0].insert(s.reports[0].begin(), {v2, true, false, false, 0});

@@ -64,6 +64,13 @@ VersionChoice ChooseVersion(std::span<const StoreAnswer> answers, int k, int quo
                       : tally.healthy_holders >= k;
     if (usable) {
       if (blocking != nullptr) return blocked(*blocking);
+      // A newer version no answer mentions could still have been acknowledged if the silent
+      // stores alone could make up its write quorum: wait for them rather than answer old data.
+      if (unanswered >= quorum) {
+        choice.kind = final ? VersionChoice::Kind::kFail : VersionChoice::Kind::kWait;
+        choice.error_code = ErrorCode::kUnavailable;
+        return choice;
+      }
       choice.kind = VersionChoice::Kind::kUse;
       choice.version = tally.version;
       choice.tombstone = tally.tombstone;

@@ -106,6 +106,7 @@ Result<std::string> FlipByteWhere(const std::filesystem::path& dir, std::span<co
   return Error(ErrorCode::kNotFound, "no file under " + dir.string() + " holds the bytes");
 }
 
+
 }  // namespace ddsplit::testing
 
 namespace ddsplit::testing {
@@ -129,6 +130,21 @@ bool WaitForAllStoresReachable(client::Client& client, const std::string& key,
         if (!stat.ok()) return false;
         return std::none_of(stat->fragments.begin(), stat->fragments.end(), [](const auto& f) {
           return f.state == client::FragmentState::kUnreachable;
+        });
+      },
+      timeout);
+}
+
+bool WaitForFullRedundancy(client::Client& client, const std::vector<std::string>& keys,
+                           std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [&] {
+        return std::all_of(keys.begin(), keys.end(), [&](const std::string& key) {
+          auto stat = client.Stat(key);
+          return stat.ok() && !stat->fragments.empty() &&
+                 std::all_of(stat->fragments.begin(), stat->fragments.end(), [](const auto& f) {
+                   return f.state == client::FragmentState::kOk;
+                 });
         });
       },
       timeout);

@@ -74,4 +74,10 @@ bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds t
 bool WaitForAllStoresReachable(client::Client& client, const std::string& key,
                                std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
+// Waits until Stat reports every fragment of every key healthy on its store. A write is
+// acknowledged at its write quorum (k + 1 by default), so the last fragments may still be in
+// flight; only a fully redundant record survives the loss of any m stores.
+bool WaitForFullRedundancy(client::Client& client, const std::vector<std::string>& keys,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
 }  // namespace ddsplit::testing

@@ -85,6 +85,9 @@ TEST_CASE("with any two stores killed every record reads back; with three, a cle
     records[key] = RandomBytes(size, 77 + i);
     PutOrFail(c, key, records[key]);
   }
+  std::vector<std::string> keys;
+  for (const auto& entry : records) keys.push_back(entry.first);
+  REQUIRE(WaitForFullRedundancy(c, keys));
   auto& cluster = tc.cluster();
   for (int a = 0; a < 6; ++a) {
     for (int b = a + 1; b < 6; ++b) {
