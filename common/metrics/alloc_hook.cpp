@@ -5,9 +5,10 @@
 // same allocator, a function left unwrapped only goes uncounted, it can never pair a pointer
 // with the wrong free. Hence no malloc_usable_size wrapper: glibc's works on these pointers.
 //
-// Interface to metrics.cpp, which declares it weak so AllocationHookActive() is false when this
+// Interface to metrics.cpp, which declares both weak so AllocationHookActive() is false when this
 // object is not linked:
 //   extern "C" void ddsplit_alloc_hook_counts(uint64_t* count, uint64_t* bytes);
+//   extern "C" void ddsplit_alloc_hook_set_counting(bool on);  // metrics::SetEnabled()
 //
 // Runs before main and inside static initialisers, so it uses only constant-initialised relaxed
 // atomics and never allocates. Compiled out under sanitizers, which own malloc.
@@ -52,9 +53,11 @@ namespace {
 
 constinit std::atomic<uint64_t> allocation_count{0};
 constinit std::atomic<uint64_t> allocated_bytes{0};
+constinit std::atomic<bool> counting{true};
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 
 inline void Count(size_t bytes) {
+  if (!counting.load(std::memory_order_relaxed)) return;
   allocation_count.fetch_add(1, std::memory_order_relaxed);
   allocated_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
@@ -68,6 +71,11 @@ __attribute__((visibility("default"))) void ddsplit_alloc_hook_counts(uint64_t* 
                                                                       uint64_t* bytes) {
   *count = allocation_count.load(std::memory_order_relaxed);
   *bytes = allocated_bytes.load(std::memory_order_relaxed);
+}
+
+// NOLINTNEXTLINE(readability-identifier-naming): a C symbol
+__attribute__((visibility("default"))) void ddsplit_alloc_hook_set_counting(bool on) {
+  counting.store(on, std::memory_order_relaxed);
 }
 
 // The noexcept matches glibc's __THROW on the declarations in <stdlib.h> and <malloc.h>.

@@ -127,6 +127,17 @@ TEST_CASE("the wrappers keep the allocator's semantics") {
   }
 }
 
+TEST_CASE("metrics switched off stop the hook counting; on again, it counts") {
+  SetEnabled(false);
+  const AllocationCounts before = CurrentAllocationCounts();
+  call_free(call_malloc(100));
+  const AllocationCounts off = CurrentAllocationCounts();
+  SetEnabled(true);
+  CHECK(off.allocations == before.allocations);
+  call_free(call_malloc(100));
+  CHECK(CurrentAllocationCounts().allocations > off.allocations);
+}
+
 TEST_CASE("the heap series are exported and pass promtool") {
   ProcessMetrics metrics("splitter");
   const std::string text = metrics.Serialize();

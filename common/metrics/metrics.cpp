@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cassert>
+#include <cstdlib>
 #include <iterator>
 #include <utility>
 
@@ -17,9 +18,26 @@
 // linked into the binary.
 // NOLINTNEXTLINE(readability-identifier-naming): a C symbol
 extern "C" __attribute__((weak)) void ddsplit_alloc_hook_counts(uint64_t* count, uint64_t* bytes);
+// NOLINTNEXTLINE(readability-identifier-naming): a C symbol
+extern "C" __attribute__((weak)) void ddsplit_alloc_hook_set_counting(bool on);
 
 namespace ddsplit::metrics {
+
+namespace internal {
+constinit std::atomic<bool> enabled{true};
+}  // namespace internal
+
 namespace {
+
+// DDSPLIT_METRICS=off|0|false switches instrumentation off for the whole process, read once
+// during static initialisation (before main, so before any probe exists).
+[[maybe_unused]] const bool kEnabledAtStart = [] {
+  const char* value = std::getenv("DDSPLIT_METRICS");  // NOLINT(concurrency-mt-unsafe): pre-main
+  const std::string_view text = value != nullptr ? value : "";
+  const bool on = !(text == "off" || text == "0" || text == "false");
+  SetEnabled(on);
+  return on;
+}();
 
 constinit std::atomic<uint64_t> payload_copies{0};
 constinit std::atomic<uint64_t> payload_copied_bytes{0};
@@ -60,7 +78,13 @@ std::string ProcessMetrics::Serialize() const {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+void SetEnabled(bool enabled) {
+  internal::enabled.store(enabled, std::memory_order_relaxed);
+  if (ddsplit_alloc_hook_set_counting != nullptr) ddsplit_alloc_hook_set_counting(enabled);
+}
+
 void CountPayloadCopy(uint64_t bytes) {
+  if (!Enabled()) return;
   payload_copies.fetch_add(1, std::memory_order_relaxed);
   payload_copied_bytes.fetch_add(bytes, std::memory_order_relaxed);
 }
@@ -79,9 +103,10 @@ AllocationCounts CurrentAllocationCounts() {
 bool AllocationHookActive() { return ddsplit_alloc_hook_counts != nullptr; }
 
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets() {
+  // Stage queue waits on one host are often tens of microseconds, hence the fine low end.
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-      0.05,    0.1,    0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
+      0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,     0.1,     0.25,   0.5,     1.0,    2.5,   5.0,    10.0};
   return kBuckets;
 }
 
@@ -94,7 +119,16 @@ const prometheus::Histogram::BucketBoundaries& SizeBuckets() {
   return kBuckets;
 }
 
-StageHistograms::StageHistograms(prometheus::Registry& registry, std::string_view service) {
+StageHistograms::StageHistograms(prometheus::Registry& registry, std::string_view service)
+    : StageHistograms(registry, service,
+                      {Stage::kReceive, Stage::kVerify, Stage::kEncode, Stage::kFanOut,
+                       Stage::kStoreCommit, Stage::kAck, Stage::kFetch, Stage::kDecode,
+                       Stage::kReply, Stage::kStoreRead, Stage::kList}) {
+  static_assert(kStageCount == 11, "list every stage above");
+}
+
+StageHistograms::StageHistograms(prometheus::Registry& registry, std::string_view service,
+                                 std::initializer_list<Stage> stages) {
   auto& queue = prometheus::BuildHistogram()
                     .Name(MetricName(service, "stage_queue_seconds"))
                     .Help("Time a request waited before a processing stage began, by stage.")
@@ -103,17 +137,20 @@ StageHistograms::StageHistograms(prometheus::Registry& registry, std::string_vie
                    .Name(MetricName(service, "stage_work_seconds"))
                    .Help("Time a processing stage worked on a request, by stage.")
                    .Register(registry);
-  for (int i = 0; i < kStageCount; ++i) {
-    const std::string stage(StageName(static_cast<Stage>(i)));
+  for (Stage s : stages) {
+    const auto i = static_cast<size_t>(s);
+    assert(i < queue_.size());
+    if (i >= queue_.size()) continue;
+    const std::string stage(StageName(s));
     queue_[i] = &queue.Add({{"stage", stage}}, LatencyBuckets());
     work_[i] = &work.Add({{"stage", stage}}, LatencyBuckets());
   }
 }
 
 void StageHistograms::Observe(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
+  if (!Enabled()) return;
   const auto i = static_cast<size_t>(stage);
-  assert(i < queue_.size());
-  if (i >= queue_.size()) return;
+  if (i >= queue_.size() || queue_[i] == nullptr) return;
   queue_[i]->Observe(Seconds(queue_ns));
   work_[i]->Observe(Seconds(work_ns));
 }
@@ -141,9 +178,13 @@ OperationMetrics::OperationMetrics(prometheus::Registry& registry, std::string_v
                     .Add({{"operation", op}});
 }
 
-void OperationMetrics::Started() { in_flight_->Increment(); }
+void OperationMetrics::Started() {
+  if (!Enabled()) return;
+  in_flight_->Increment();
+}
 
 void OperationMetrics::Finished(ErrorCode outcome, uint64_t duration_ns) {
+  if (!Enabled()) return;
   auto code = static_cast<size_t>(outcome);
   // A code from a newer peer is counted as internal rather than dropped.
   if (code >= by_outcome_.size()) code = static_cast<size_t>(ErrorCode::kInternal);

@@ -16,7 +16,10 @@
 
 #include <array>
 #include <cstdint>
+#include <atomic>
+#include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +28,20 @@
 #include "common/base/stage.h"
 
 namespace ddsplit::metrics {
+
+namespace internal {
+extern std::atomic<bool> enabled;
+}  // namespace internal
+
+// Whether this process records metrics. True unless the environment variable DDSPLIT_METRICS is
+// "off", "0" or "false" when the process starts. When false, every probe method, StageHistograms,
+// OperationMetrics, CountPayloadCopy and the allocation hook's counting do nothing (a relaxed
+// load and a branch each), and /metrics keeps serving the series at their start-up values: the
+// switch exists to measure what the instrumentation costs. The timings carried back to clients in
+// replies are not affected. Safe from any thread.
+inline bool Enabled() { return internal::enabled.load(std::memory_order_relaxed); }
+// Overrides the start-up setting (tests and benchmarks); also switches the allocation hook.
+void SetEnabled(bool enabled);
 
 // The registry every probe of a process registers with, plus the series every DDSplit process
 // exports: ddsplit_build_info{version,service}, process_* read from /proc/self at scrape time,
@@ -87,18 +104,28 @@ prometheus::Counter& AddCounter(prometheus::Registry& registry, const std::strin
 prometheus::Gauge& AddGauge(prometheus::Registry& registry, const std::string& name,
                             const std::string& help);
 
-// Latency buckets in seconds with edges at the latency objectives (1 ms, 10 ms, 100 ms, 1 s).
+// The latency objectives (seconds) that alert rules and dashboards refer to: a read's p99 at most
+// kReadLatencyObjective, a write's (which waits for a WAL fsync on a write quorum) at most
+// kWriteLatencyObjective. LatencyBuckets() has an edge at each.
+inline constexpr double kReadLatencyObjective = 0.1;
+inline constexpr double kWriteLatencyObjective = 0.25;
+
+// Latency buckets in seconds, 10 us to 10 s, with edges at the latency objectives above and at
+// 1 ms, 10 ms, 100 ms and 1 s.
 const prometheus::Histogram::BucketBoundaries& LatencyBuckets();
 // Size buckets in bytes, powers of 4 from 64 B to 64 MiB.
 const prometheus::Histogram::BucketBoundaries& SizeBuckets();
 
 // Two histograms sharing a `stage` label: ddsplit_<service>_stage_queue_seconds (time a request
 // waited before the stage began) and ddsplit_<service>_stage_work_seconds (time worked on it).
-// Every stage's series exists from construction. Several instances for one service share the
-// series (prometheus-cpp merges families of the same name).
+// The series of every stage given (all stages by default) exist from construction; observing a
+// stage that was not given does nothing. Several instances for one service share the series
+// (prometheus-cpp merges families of the same name).
 class StageHistograms {
  public:
   StageHistograms(prometheus::Registry& registry, std::string_view service);
+  StageHistograms(prometheus::Registry& registry, std::string_view service,
+                  std::initializer_list<Stage> stages);
   void Observe(Stage stage, uint64_t queue_ns, uint64_t work_ns);
 
  private:

@@ -163,6 +163,43 @@ TEST_CASE("StageHistograms count observations per stage") {
   }
 }
 
+TEST_CASE("StageHistograms limited to some stages export only those") {
+  ProcessMetrics metrics("splitter");
+  StageHistograms stages(metrics.registry(), "splitter", {Stage::kReceive, Stage::kEncode});
+  stages.Observe(Stage::kEncode, 1000, 2000);
+  stages.Observe(Stage::kDecode, 1000, 2000);  // not registered: ignored
+  const auto families = metrics.registry().Collect();
+  CHECK(SeriesCount(families, "ddsplit_splitter_stage_queue_seconds") == 2);
+  CHECK(SeriesCount(families, "ddsplit_splitter_stage_work_seconds") == 2);
+  CHECK(FindSeries(families, "ddsplit_splitter_stage_work_seconds", "stage", "encode")
+            ->histogram.sample_count == 1);
+  CHECK(FindSeries(families, "ddsplit_splitter_stage_work_seconds", "stage", "decode") == nullptr);
+}
+
+TEST_CASE("with metrics switched off, observations and copies are not recorded") {
+  ProcessMetrics metrics("assembler");
+  StageHistograms stages(metrics.registry(), "assembler");
+  OperationMetrics get(metrics.registry(), "assembler", "get");
+  REQUIRE(Enabled());
+  const PayloadCopyCounts copies_before = CurrentPayloadCopyCounts();
+  SetEnabled(false);
+  stages.Observe(Stage::kFetch, 1000, 1000);
+  get.Started();
+  get.Finished(ErrorCode::kOk, 1000);
+  CountPayloadCopy(4096);
+  const PayloadCopyCounts copies_off = CurrentPayloadCopyCounts();
+  SetEnabled(true);
+  CHECK(copies_off.copies == copies_before.copies);
+  const std::string text = metrics.Serialize();
+  CHECK(SampleValue(text, "ddsplit_assembler_stage_work_seconds_count{stage=\"fetch\"}") == 0.0);
+  CHECK(SampleValue(text, "ddsplit_assembler_requests_total{operation=\"get\",outcome=\"ok\"}") ==
+        0.0);
+  CHECK(SampleValue(text, "ddsplit_assembler_requests_in_flight{operation=\"get\"}") == 0.0);
+  stages.Observe(Stage::kFetch, 1000, 1000);  // on again: recorded
+  CHECK(SampleValue(metrics.Serialize(),
+                    "ddsplit_assembler_stage_work_seconds_count{stage=\"fetch\"}") == 1.0);
+}
+
 TEST_CASE("OperationMetrics records requests by operation and outcome") {
   ProcessMetrics metrics("gateway");
   OperationMetrics put(metrics.registry(), "gateway", "put");
@@ -212,13 +249,14 @@ TEST_CASE("OperationMetrics records requests by operation and outcome") {
 }
 
 TEST_CASE("bucket helpers") {
-  SUBCASE("latency buckets have edges at the objectives and ascend from 50us to 10s") {
+  SUBCASE("latency buckets have edges at the objectives and ascend from 10us to 10s") {
     const auto& buckets = LatencyBuckets();
-    for (double objective : {0.001, 0.01, 0.1, 1.0}) {
+    for (double objective :
+         {0.001, 0.01, 0.1, 1.0, kReadLatencyObjective, kWriteLatencyObjective}) {
       CAPTURE(objective);
       CHECK(std::find(buckets.begin(), buckets.end(), objective) != buckets.end());
     }
-    CHECK(buckets.front() == 0.00005);
+    CHECK(buckets.front() == 0.00001);
     CHECK(buckets.back() == 10.0);
     CHECK(std::adjacent_find(buckets.begin(), buckets.end(), std::greater_equal<>()) ==
           buckets.end());

@@ -1,5 +1,7 @@
 #include "common/wire/envelope.h"
 
+#include <time.h>
+
 #include <cstring>
 
 #include "common/base/key.h"
@@ -7,8 +9,14 @@
 
 namespace ddsplit::wire {
 
+uint64_t SenderTimestampNanos() {
+  timespec now{};
+  ::clock_gettime(CLOCK_REALTIME, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(now.tv_nsec);
+}
+
 std::span<const std::byte> AlignedFrame::Of(std::span<const std::byte> bytes) {
-  if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) return bytes;
+  if (bytes.empty() || reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) return bytes;
   storage_.resize((bytes.size() + 7) / 8);
   std::memcpy(storage_.data(), bytes.data(), bytes.size());
   return {reinterpret_cast<const std::byte*>(storage_.data()), bytes.size()};
@@ -27,6 +35,10 @@ Result<const Envelope*> ParseEnvelope(std::span<const std::byte> frame) {
   const Envelope* envelope = GetEnvelope(data);
   if (envelope->body_type() == Body::NONE && envelope->error() == nullptr) {
     return ddsplit::Error(ddsplit::ErrorCode::kMalformed, "envelope has neither a body nor an error");
+  }
+  // A body type without its table would make every body_as_X() accessor return null.
+  if (envelope->body_type() != Body::NONE && envelope->body() == nullptr) {
+    return ddsplit::Error(ddsplit::ErrorCode::kMalformed, "envelope names a body type but has no body");
   }
   return envelope;
 }
@@ -83,7 +95,7 @@ void Timings::Add(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
 void Timings::AddFrom(const flatbuffers::Vector<const StageTiming*>* other) {
   if (other == nullptr) return;
   for (const auto* timing : *other) {
-    if (count_ == items_.size()) return;
+    if (count_ + kReservedForOwn >= items_.size()) return;
     if (timing->stage() >= kStageCount) continue;
     items_[count_++] = *timing;
   }
@@ -98,6 +110,7 @@ zmq::message_t MessageWriter::FinishError(uint64_t request_id, const ddsplit::Er
   envelope.add_request_id(request_id);
   envelope.add_error(error_offset);
   if (!timings.empty()) envelope.add_timings(timing_offset);
+  envelope.add_sent_at_ns(SenderTimestampNanos());
   fbb_.Finish(envelope.Finish());
   return zmq::message_t(fbb_.GetBufferPointer(), fbb_.GetSize());
 }
@@ -111,6 +124,7 @@ zmq::message_t MessageWriter::FinishRaw(uint64_t request_id, Body type,
   envelope.add_body_type(type);
   envelope.add_body(body);
   if (!timings.empty()) envelope.add_timings(timing_offset);
+  envelope.add_sent_at_ns(SenderTimestampNanos());
   fbb_.Finish(envelope.Finish());
   return zmq::message_t(fbb_.GetBufferPointer(), fbb_.GetSize());
 }

@@ -62,9 +62,14 @@ flatbuffers::Offset<wire::Error> ToWire(flatbuffers::FlatBufferBuilder& fbb,
 Status ValidateRecordAttributes(const flatbuffers::String* content_type,
                                 const flatbuffers::Vector<flatbuffers::Offset<MetaEntry>>* metadata);
 
-// Stage timings collected while serving one request; carried back in the reply.
+// Stage timings collected while serving one request; carried back in the reply. Holds up to
+// kCapacity entries; what does not fit is dropped. AddFrom() leaves the last kReservedForOwn
+// entries to Add(), so a coordinator's own final stages (fetch, decode, reply) survive a read
+// that heard from many stores.
 class Timings {
  public:
+  static constexpr size_t kCapacity = 32;
+  static constexpr size_t kReservedForOwn = 4;
   void Add(Stage stage, uint64_t queue_ns, uint64_t work_ns);
   // Adds the timings of another hop (e.g. a store's) under the stage it reported.
   void AddFrom(const flatbuffers::Vector<const StageTiming*>* other);
@@ -72,10 +77,14 @@ class Timings {
   void Clear() { count_ = 0; }
 
  private:
-  std::array<StageTiming, 24> items_{};
+  std::array<StageTiming, kCapacity> items_{};
   size_t count_ = 0;
 };
 
+// Now on the scale of Envelope.sent_at_ns: nanoseconds since the Unix epoch (CLOCK_REALTIME).
+uint64_t SenderTimestampNanos();
+
+// Every envelope it finishes carries sent_at_ns = SenderTimestampNanos() at the Finish call.
 class MessageWriter {
  public:
   MessageWriter() : fbb_(1024) {}

@@ -70,6 +70,21 @@ TEST_CASE("garbage, truncation and empty envelopes are refused, never crash") {
   CHECK(ParseEnvelope(empty).error().code() == ddsplit::ErrorCode::kMalformed);
 }
 
+TEST_CASE("a body type without its body is refused (regression: fuzzer-found null body)") {
+  flatbuffers::FlatBufferBuilder fbb;
+  EnvelopeBuilder envelope(fbb);
+  envelope.add_request_id(3);
+  envelope.add_body_type(Body::PutRequest);
+  fbb.Finish(envelope.Finish());
+  std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(fbb.GetBufferPointer()),
+                                   fbb.GetSize());
+  auto parsed = ParseEnvelope(bytes);
+  REQUIRE(!parsed.ok());
+  CHECK(parsed.error().code() == ddsplit::ErrorCode::kMalformed);
+  AlignedFrame aligned;
+  CHECK(aligned.Of(std::span<const std::byte>()).empty());
+}
+
 TEST_CASE("a required field that is missing fails verification") {
   flatbuffers::FlatBufferBuilder fbb;
   // No key although the schema requires one (built by hand: the generated builder asserts).
@@ -102,6 +117,55 @@ TEST_CASE("versions and errors convert both ways") {
   CHECK(FromWire(&w) == v);
   CHECK(FromWire(static_cast<const wire::Version*>(nullptr)).IsZero());
   CHECK(FromWire(static_cast<const wire::Error*>(nullptr)).code() == ddsplit::ErrorCode::kInternal);
+}
+
+}  // namespace
+}  // namespace ddsplit::wire
+
+namespace ddsplit::wire {
+namespace {
+
+TEST_CASE("every finished envelope carries the sender's timestamp") {
+  MessageWriter writer;
+  const uint64_t before = SenderTimestampNanos();
+  auto& fbb = writer.fbb();
+  auto body = CreateGetRequest(fbb, fbb.CreateString("k"));
+  auto frame = writer.Finish(1, body);
+  auto error = writer.FinishError(2, ddsplit::Error(ddsplit::ErrorCode::kBusy, "busy"));
+  const uint64_t after = SenderTimestampNanos();
+  for (const auto* message : {&frame, &error}) {
+    auto parsed = ParseEnvelope(
+        std::span<const std::byte>(static_cast<const std::byte*>(message->data()), message->size()));
+    REQUIRE(parsed.ok());
+    CHECK((*parsed)->sent_at_ns() >= before);
+    CHECK((*parsed)->sent_at_ns() <= after);
+  }
+}
+
+}  // namespace
+}  // namespace ddsplit::wire
+
+namespace ddsplit::wire {
+namespace {
+
+TEST_CASE("Timings from other hops leave room for the coordinator's own last stages") {
+  MessageWriter writer;
+  auto& fbb = writer.fbb();
+  std::array<StageTiming, 2> store = {StageTiming(static_cast<uint8_t>(Stage::kReceive), 1, 2),
+                                      StageTiming(static_cast<uint8_t>(Stage::kStoreRead), 3, 4)};
+  auto frame = writer.Finish(1, CreateFetchReply(fbb), store);
+  auto parsed = ParseEnvelope(
+      std::span<const std::byte>(static_cast<const std::byte*>(frame.data()), frame.size()));
+  REQUIRE(parsed.ok());
+  Timings timings;
+  for (int i = 0; i < 40; ++i) timings.AddFrom((*parsed)->timings());
+  CHECK(timings.view().size() == Timings::kCapacity - Timings::kReservedForOwn);
+  timings.Add(Stage::kFetch, 5, 6);
+  timings.Add(Stage::kDecode, 0, 7);
+  timings.Add(Stage::kReply, 0, 8);
+  REQUIRE(timings.view().size() == Timings::kCapacity - 1);
+  CHECK(timings.view().back().stage() == static_cast<uint8_t>(Stage::kReply));
+  CHECK(timings.view().back().work_ns() == 8);
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 // AssemblerProbe: every metric the assembler exports, registered once; names live in the .cpp.
+// Every labelled series exists (at zero) from construction. When metrics are switched off
+// (metrics::Enabled() false) every method does nothing. Thread-safe.
 #pragma once
 
 #include <array>
@@ -12,6 +14,14 @@ namespace ddsplit::assembler {
 
 enum class AssemblerReject : uint8_t { kMalformed, kInvalidArgument, kUnexpected, kCount };
 
+// How a placement store that answered a read stood with the version read.
+enum class UnhealthyFragment : uint8_t {
+  kMissing,  // holds neither that version nor an older one
+  kStale,    // holds only older versions
+  kCorrupt,  // holds it, but it failed its checksum
+  kCount
+};
+
 class AssemblerProbe {
  public:
   explicit AssemblerProbe(metrics::ProcessMetrics& process);
@@ -22,7 +32,7 @@ class AssemblerProbe {
   metrics::OperationMetrics& list() { return list_; }
   metrics::OperationMetrics& stat() { return stat_; }
   void StageObserved(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
-    stages_.Observe(stage, queue_ns, work_ns);
+    stages_.Observe(stage, queue_ns, work_ns);  // a no-op when metrics are off
   }
   void MessageRejected(AssemblerReject reason);
   void BusyRejection();
@@ -34,6 +44,11 @@ class AssemblerProbe {
   void RecordBytesSent(uint64_t bytes);
   void RecordChecksumMismatch();
   void ReplyUndeliverable();
+  // A read found the record it answered lacking fragments on these many of its placement stores
+  // (by state); stores that did not answer are not counted. Call once per read, only when the
+  // total is positive.
+  void RecordMissingFragments(const std::array<int, static_cast<size_t>(UnhealthyFragment::kCount)>&
+                                  by_state);
 
  private:
   metrics::StageHistograms stages_;
@@ -43,6 +58,7 @@ class AssemblerProbe {
   metrics::OperationMetrics list_;
   metrics::OperationMetrics stat_;
   std::array<prometheus::Counter*, static_cast<size_t>(AssemblerReject::kCount)> rejected_{};
+  std::array<prometheus::Counter*, static_cast<size_t>(UnhealthyFragment::kCount)> unhealthy_{};
   prometheus::Counter* busy_ = nullptr;
   prometheus::Counter* degraded_ = nullptr;
   prometheus::Counter* corrupt_ = nullptr;
@@ -53,6 +69,7 @@ class AssemblerProbe {
   prometheus::Counter* bytes_out_ = nullptr;
   prometheus::Counter* checksum_mismatch_ = nullptr;
   prometheus::Counter* undeliverable_ = nullptr;
+  prometheus::Counter* records_missing_ = nullptr;
 };
 
 }  // namespace ddsplit::assembler

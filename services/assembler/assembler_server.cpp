@@ -7,6 +7,7 @@
 #include "common/base/key.h"
 #include "common/base/limits.h"
 #include "common/codec/checksum.h"
+#include "common/metrics/queue_wait.h"
 #include "common/transport/buffer_pool.h"
 #include "common/transport/transport.h"
 #include "services/assembler/list_merge.h"
@@ -24,6 +25,28 @@ constexpr uint64_t kRangedFlag = 1;
 constexpr size_t kMaxListReplyBytes = kMaxEnvelopeBytes / 2;
 
 bool Readable(const zmq::pollitem_t& item) { return (item.revents & ZMQ_POLLIN) != 0; }
+
+// Counts, once per read, the placement stores that answered without a healthy fragment of
+// version `v`: corrupt (held, failed its checksum), stale (only older versions) or missing.
+// Stores that did not answer are not counted: they may only be slow.
+template <typename StoreStates>
+void CountUnhealthyFragments(AssemblerProbe& probe, StoreStates&& stores, Version v) {
+  std::array<int, static_cast<size_t>(UnhealthyFragment::kCount)> by_state{};
+  bool any = false;
+  for (const auto& store : stores) {
+    if (!store.answered || store.HoldsHealthy(v)) continue;
+    UnhealthyFragment state = UnhealthyFragment::kMissing;
+    bool older_only = store.report_count > 0;
+    for (int i = 0; i < store.report_count; ++i) {
+      if (store.reports[i].version == v) state = UnhealthyFragment::kCorrupt;
+      if (!(store.reports[i].version < v)) older_only = false;
+    }
+    if (state != UnhealthyFragment::kCorrupt && older_only) state = UnhealthyFragment::kStale;
+    ++by_state[static_cast<size_t>(state)];
+    any = true;
+  }
+  if (any) probe.RecordMissingFragments(by_state);
+}
 
 uint64_t RequestId(uint32_t generation, uint32_t slot, uint64_t flags) {
   return (uint64_t{generation} << 32) | (flags << 24) | slot;
@@ -133,6 +156,8 @@ struct AssemblerServer::Read {
   std::vector<MultiGetItem> items;
   size_t items_pending = 0;
   uint64_t items_bytes = 0;
+  // The latest store reply's time from the store's stamp until this loop took it up.
+  uint64_t reply_wait_ns = 0;
   // List
   std::string prefix;
   std::string cursor;
@@ -244,6 +269,8 @@ void AssemblerServer::Run(int stop_fd) {
       continue;
     }
     SteadyTime now = clock_.Now();
+    wake_ns_ = metrics::UnixNanos();
+    wake_steady_ = now;
     if (!draining && Readable(items.back())) {
       draining = true;
       drain_deadline = now + options_.drain_timeout;
@@ -255,6 +282,7 @@ void AssemblerServer::Run(int stop_fd) {
       active = true;
       for (int i = 0; i < 256; ++i) {
         bool overflow = false;
+        receive_started_ = clock_.Now();
         auto got = transport::ReceiveMultipart(store_sockets_[s], frames, 2, overflow);
         if (!got.ok() || !*got) break;
         if (overflow) continue;
@@ -265,6 +293,7 @@ void AssemblerServer::Run(int stop_fd) {
       active = true;
       for (int i = 0; i < 64; ++i) {
         bool overflow = false;
+        receive_started_ = clock_.Now();
         auto got = transport::ReceiveMultipart(clients_, frames, 2, overflow);
         if (!got.ok() || !*got) break;
         if (overflow) {
@@ -321,6 +350,7 @@ std::optional<uint32_t> AssemblerServer::TakeSlot() {
   read.items.clear();
   read.items_pending = 0;
   read.items_bytes = 0;
+  read.reply_wait_ns = 0;
   return slot;
 }
 
@@ -352,6 +382,15 @@ void AssemblerServer::HandleClientMessage(std::vector<zmq::message_t>& frames, b
   }
   const wire::Envelope& env = **envelope;
   uint64_t request_id = env.request_id();
+  {
+    // Before verification: the request's time in transit, then behind other messages here.
+    const metrics::QueueWait wait = metrics::SplitQueueWait(
+        env.sent_at_ns(), wake_ns_, wake_ns_ + ElapsedNanos(wake_steady_, receive_started_));
+    request_transit_ns_ = wait.transit_ns;
+    request_loop_ns_ = wait.loop_ns;
+    request_receive_ns_ = ElapsedNanos(receive_started_, received);
+    probe_.StageObserved(Stage::kReceive, request_transit_ns_, request_receive_ns_);
+  }
   if (draining) {
     ReplyError(std::move(frames[0]), request_id, Error(ErrorCode::kUnavailable, "assembler is shutting down"));
     return;
@@ -428,7 +467,11 @@ uint32_t AssemblerServer::StartKeyRead(ReadKind kind, std::string_view key, Stea
     store.id = read.placement.stores[pos];
     store.socket = store_index_.at(store.id.value());
   }
-  read.timings.Add(Stage::kVerify, 0, ElapsedNanos(received, read.fetch_started));
+  read.timings.Add(Stage::kReceive, request_transit_ns_, request_receive_ns_);
+  read.timings.Add(Stage::kVerify, request_loop_ns_, ElapsedNanos(received, read.fetch_started));
+  if (kind != ReadKind::kMultiGetItem) {
+    probe_.StageObserved(Stage::kVerify, request_loop_ns_, ElapsedNanos(received, read.fetch_started));
+  }
   return slot;
 }
 
@@ -476,6 +519,8 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
   }
   if (store == nullptr) return;
   if (store->outstanding > 0) --store->outstanding;
+  read.reply_wait_ns = metrics::WaitSince(
+      (*envelope)->sent_at_ns(), wake_ns_ + ElapsedNanos(wake_steady_, receive_started_));
   // The store keeps the reply: its version reports point into it.
   zmq::message_t payload = frames.size() == 2 ? std::move(frames[1]) : zmq::message_t();
   bool has_payload_frame = frames.size() == 2;
@@ -557,6 +602,10 @@ void AssemblerServer::Evaluate(uint32_t slot, bool final) {
     case VersionChoice::Kind::kWait:
       return;
     case VersionChoice::Kind::kAbsent:
+      // Stores that joined the cluster after a record was written hold nothing for it, so a
+      // few empty answers prove little: say "absent" once every store has answered, or once
+      // the hedge delay has passed with the rest silent.
+      if (!final && !read.hedged) return;
       return FinishWithError(slot, Error(ErrorCode::kNotFound, "no such key"));
     case VersionChoice::Kind::kFail:
       if (choice.error_code == ErrorCode::kStale) probe_.StaleReadRefused();
@@ -635,8 +684,11 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
       }
       store.has_payload = false;
     }
-    read.timings.Add(Stage::kFetch, 0, ElapsedNanos(read.fetch_started, now));
-    probe_.StageObserved(Stage::kFetch, 0, ElapsedNanos(read.fetch_started, now));
+    // Queue: the deciding store reply's wait after its store sent it; work: the rest.
+    const uint64_t fetch_ns = ElapsedNanos(read.fetch_started, now);
+    const uint64_t fetch_queue_ns = std::min(read.reply_wait_ns, fetch_ns);
+    read.timings.Add(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
+    probe_.StageObserved(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
     return ReplyRecord(slot, v, std::move(frames), range, false);
   }
   if (waiting_for_data && !final) return;
@@ -722,9 +774,11 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
     }
   }
   SteadyTime decoded = clock_.Now();
-  read.timings.Add(Stage::kFetch, 0, ElapsedNanos(read.fetch_started, decode_start));
+  const uint64_t fetch_ns = ElapsedNanos(read.fetch_started, decode_start);
+  const uint64_t fetch_queue_ns = std::min(read.reply_wait_ns, fetch_ns);
+  read.timings.Add(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
   read.timings.Add(Stage::kDecode, 0, ElapsedNanos(decode_start, decoded));
-  probe_.StageObserved(Stage::kFetch, 0, ElapsedNanos(read.fetch_started, decode_start));
+  probe_.StageObserved(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
   probe_.StageObserved(Stage::kDecode, 0, ElapsedNanos(decode_start, decoded));
   probe_.DegradedRead();
   ReplyRecord(slot, v, std::move(frames), range, true);
@@ -773,6 +827,7 @@ void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::vector<zm
     if (header == nullptr) header = store.HeaderOf(version);
   }
   SteadyTime reply_start = clock_.Now();
+  CountUnhealthyFragments(probe_, read.active_stores(), version);
   bool whole_record = read.kind != ReadKind::kHead && !read.ranged && read.suffix_length == 0;
   if (whole_record) {
     // End-to-end check: the bytes about to be returned are the bytes that were written.
@@ -815,7 +870,7 @@ void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::vector<zm
   for (auto& frame : frames) body.push_back(std::move(frame));
   SendToClient(read.client, body);
   probe_.RecordBytesSent(bytes);
-  probe_.StageObserved(Stage::kReply, 0, ElapsedNanos(reply_start, now));
+  probe_.StageObserved(Stage::kReply, 0, ElapsedNanos(reply_start, clock_.Now()));
   OperationOf(read.kind).Finished(ErrorCode::kOk, ElapsedNanos(read.received, now));
   Release(slot);
 }
@@ -829,6 +884,7 @@ void AssemblerServer::ReplyStat(uint32_t slot, const VersionChoice& choice) {
     if (header == nullptr) header = store.HeaderOf(choice.version);
   }
   auto info = BuildRecordInfo(fbb, read.key, choice.version, *header);
+  CountUnhealthyFragments(probe_, read.active_stores(), choice.version);
   std::vector<flatbuffers::Offset<wire::FragmentHealth>> fragments;
   for (size_t pos = 0; pos < read.store_count; ++pos) {
     const StoreState& store = read.stores[pos];
@@ -1018,6 +1074,9 @@ void AssemblerServer::StartList(zmq::message_t&& client, uint64_t request_id,
   read.received = received;
   read.fetch_started = clock_.Now();
   read.deadline = received + options_.read_timeout;
+  read.timings.Add(Stage::kReceive, request_transit_ns_, request_receive_ns_);
+  read.timings.Add(Stage::kVerify, request_loop_ns_, ElapsedNanos(received, read.fetch_started));
+  probe_.StageObserved(Stage::kVerify, request_loop_ns_, ElapsedNanos(received, read.fetch_started));
   read.prefix.assign(prefix);
   read.cursor.assign(cursor);
   read.limit = std::clamp<uint32_t>(request.limit() == 0 ? kDefaultListLimit : request.limit(), 1, kMaxListLimit);
@@ -1101,8 +1160,11 @@ void AssemblerServer::FinishList(uint32_t slot, bool final) {
   auto entries_offset = fbb.CreateVector(entries);
   auto cursor_offset = fbb.CreateString(next_cursor);
   SteadyTime now = clock_.Now();
-  read.timings.Add(Stage::kFetch, 0, ElapsedNanos(read.fetch_started, merge_start));
+  const uint64_t fetch_ns = ElapsedNanos(read.fetch_started, merge_start);
+  const uint64_t fetch_queue_ns = std::min(read.reply_wait_ns, fetch_ns);
+  read.timings.Add(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
   read.timings.Add(Stage::kList, 0, ElapsedNanos(merge_start, now));
+  probe_.StageObserved(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
   probe_.StageObserved(Stage::kList, 0, ElapsedNanos(merge_start, now));
   zmq::message_t body = writer_.Finish(read.request_id, wire::CreateListReply(fbb, entries_offset, cursor_offset),
                                        read.timings.view());

@@ -106,6 +106,15 @@ class AssemblerServer {
   wire::MessageWriter writer_;
   wire::AlignedFrame aligned_request_;
   wire::AlignedFrame aligned_reply_;
+  // Observability: when the loop's poll last returned (Unix ns and steady), when the message
+  // being handled began to be taken off its socket, and the client request's wait before that
+  // and time to receive (see metrics/queue_wait.h).
+  uint64_t wake_ns_ = 0;
+  SteadyTime wake_steady_{};
+  SteadyTime receive_started_{};
+  uint64_t request_transit_ns_ = 0;
+  uint64_t request_loop_ns_ = 0;
+  uint64_t request_receive_ns_ = 0;
 };
 
 }  // namespace ddsplit::assembler

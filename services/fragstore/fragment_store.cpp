@@ -6,6 +6,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -98,6 +99,7 @@ PinnedPayload& PinnedPayload::operator=(PinnedPayload&&) noexcept = default;
 std::span<const std::byte> PinnedPayload::bytes() const {
   return {reinterpret_cast<const std::byte*>(slice_->data()), slice_->size()};
 }
+bool PinnedPayload::copied() const { return !slice_->IsPinned(); }
 
 Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& options) {
   std::error_code ec;
@@ -366,6 +368,20 @@ StoreStats FragmentStore::Stats() const {
   }
   if (db_->GetIntProperty(payload_, "rocksdb.live-blob-file-size", &value)) stats.live_data_bytes += value;
   stats.block_cache_bytes = cache_->GetUsage();
+  if (db_->GetIntProperty(payload_, "rocksdb.total-blob-file-size", &value)) stats.blob_bytes = value;
+  for (auto* family : {meta_, payload_}) {
+    if (db_->GetIntProperty(family, "rocksdb.estimate-pending-compaction-bytes", &value)) {
+      stats.pending_compaction_bytes += value;
+    }
+  }
+  if (db_->GetIntProperty("rocksdb.num-running-compactions", &value)) stats.running_compactions = value;
+  if (db_->GetIntProperty("rocksdb.is-write-stopped", &value)) stats.write_stopped = value != 0;
+  if (db_->GetIntProperty("rocksdb.background-errors", &value)) stats.background_errors = value;
+  struct statvfs fs {};
+  if (::statvfs(options_.data_dir.c_str(), &fs) == 0) {
+    stats.filesystem_size_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+    stats.filesystem_avail_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  }
   return stats;
 }
 

@@ -82,6 +82,9 @@ class PinnedPayload {
   PinnedPayload(PinnedPayload&&) noexcept;
   PinnedPayload& operator=(PinnedPayload&&) noexcept;
   std::span<const std::byte> bytes() const;
+  // True when RocksDB copied the bytes into this object (a user-space payload copy) rather than
+  // pinning memory it already held.
+  bool copied() const;
 
  private:
   std::unique_ptr<rocksdb::PinnableSlice> slice_;
@@ -92,6 +95,15 @@ struct StoreStats {
   uint64_t live_data_bytes = 0;  // SST plus blob files
   uint64_t memtable_bytes = 0;
   uint64_t block_cache_bytes = 0;
+  // For the metrics (observability): RocksDB's health figures and the data directory's file
+  // system (statvfs; zero when it cannot be read).
+  uint64_t blob_bytes = 0;                // all blob files, garbage included
+  uint64_t pending_compaction_bytes = 0;  // estimate
+  uint64_t running_compactions = 0;
+  bool write_stopped = false;             // RocksDB stopped writes (stall)
+  uint64_t background_errors = 0;         // accumulated since open
+  uint64_t filesystem_size_bytes = 0;
+  uint64_t filesystem_avail_bytes = 0;    // available to this (unprivileged) process
 };
 
 class FragmentStore {
@@ -120,6 +132,8 @@ class FragmentStore {
   Result<bool> List(std::string_view prefix, std::string_view after, const KeyVisitor& visit) const;
 
   StoreStats Stats() const;
+  // Whether Apply() syncs the write-ahead log (StoreOptions::sync), for the metrics.
+  bool syncs_wal() const { return options_.sync; }
   // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
   Status Flush();
 

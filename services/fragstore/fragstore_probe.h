@@ -1,5 +1,7 @@
 // FragstoreProbe: every metric a fragment store exports, registered once. Server code calls the
-// intent-named methods; metric names appear only in fragstore_probe.cpp. Thread-safe.
+// intent-named methods; metric names appear only in fragstore_probe.cpp. Every labelled series
+// exists (at zero) from construction. When metrics are switched off (metrics::Enabled() false)
+// every method does nothing. Thread-safe.
 #pragma once
 
 #include <array>
@@ -32,7 +34,12 @@ class FragstoreProbe {
   explicit FragstoreProbe(metrics::ProcessMetrics& process);
 
   void MessageRejected(RejectReason reason);
+  // A fragment (and its payload bytes) arrived on the ingest socket.
+  void FragmentReceived(uint64_t bytes);
+  // One group commit of `operations` operations carrying `payload_bytes`; `synced` when the WAL
+  // was synced for it.
   void BatchCommitted(size_t operations, uint64_t payload_bytes, bool synced);
+  void BatchFailed();
   void FragmentStored(uint64_t bytes);
   void FragmentServed(uint64_t bytes);
   void CorruptFragmentDetected();
@@ -46,9 +53,13 @@ class FragstoreProbe {
 
  private:
   std::array<prometheus::Counter*, static_cast<size_t>(RejectReason::kCount)> rejected_{};
+  prometheus::Counter* fragments_received_ = nullptr;
+  prometheus::Counter* bytes_received_ = nullptr;
   prometheus::Counter* batches_ = nullptr;
+  prometheus::Counter* batch_failures_ = nullptr;
   prometheus::Counter* wal_syncs_ = nullptr;
   prometheus::Histogram* batch_operations_ = nullptr;
+  prometheus::Histogram* batch_bytes_ = nullptr;
   prometheus::Counter* fragments_stored_ = nullptr;
   prometheus::Counter* bytes_stored_ = nullptr;
   prometheus::Counter* fragments_served_ = nullptr;
@@ -61,8 +72,15 @@ class FragstoreProbe {
   metrics::OperationMetrics write_;
   prometheus::Gauge* estimated_keys_ = nullptr;
   prometheus::Gauge* live_data_bytes_ = nullptr;
+  prometheus::Gauge* blob_bytes_ = nullptr;
   prometheus::Gauge* memtable_bytes_ = nullptr;
   prometheus::Gauge* block_cache_bytes_ = nullptr;
+  prometheus::Gauge* pending_compaction_bytes_ = nullptr;
+  prometheus::Gauge* running_compactions_ = nullptr;
+  prometheus::Gauge* write_stopped_ = nullptr;
+  prometheus::Gauge* background_errors_ = nullptr;
+  prometheus::Gauge* filesystem_size_ = nullptr;
+  prometheus::Gauge* filesystem_avail_ = nullptr;
 };
 
 }  // namespace ddsplit::fragstore

@@ -10,6 +10,7 @@
 #include "common/base/limits.h"
 #include "common/codec/checksum.h"
 #include "common/codec/stripe.h"
+#include "common/metrics/queue_wait.h"
 #include "common/transport/transport.h"
 #include "common/wire/envelope.h"
 #include "services/fragstore/write_validation.h"
@@ -43,6 +44,11 @@ struct FragstoreServer::Queued {
   OpKind kind = OpKind::kWrite;
   int fragment_index = -1;
   std::optional<Error> rejection;  // a write refused by validation still gets an error ack
+  // Where the time went before the commit queue (observability): carried back in the ack.
+  uint64_t transit_ns = 0;         // sender's stamp -> ingest loop wake-up
+  uint64_t receive_ns = 0;         // taking it off the socket
+  uint64_t loop_ns = 0;            // waiting behind other messages of the same wake-up
+  uint64_t verify_ns = 0;          // verification (fragment checksum included)
   wire::AlignedFrame aligned;      // the envelope at an aligned address, for FlatBuffers
   const wire::Envelope* Envelope() { return wire::GetEnvelope(aligned.Of(envelope).data()); }
 };
@@ -104,9 +110,12 @@ void FragstoreServer::IngestLoop(int stop_fd) {
     }
     if (Readable(items[1])) return;
     if (!Readable(items[0])) continue;
+    const uint64_t wake_ns = metrics::UnixNanos();
+    const SteadyTime wake = std::chrono::steady_clock::now();
     // Drain what is waiting, a bounded number at a time so a stop is noticed promptly.
     for (int received = 0; received < 256; ++received) {
       bool overflow = false;
+      const SteadyTime receive_start = std::chrono::steady_clock::now();
       auto got = transport::ReceiveMultipart(ingest_, frames, 2, overflow);
       if (!got.ok()) {
         spdlog::error("ingest receive failed: {}", got.error().ToString());
@@ -122,6 +131,11 @@ void FragstoreServer::IngestLoop(int stop_fd) {
       Queued item;
       item.received = now;
       const wire::Envelope* env = *envelope;
+      const metrics::QueueWait wait = metrics::SplitQueueWait(
+          env->sent_at_ns(), wake_ns, wake_ns + ElapsedNanos(wake, receive_start));
+      item.transit_ns = wait.transit_ns;
+      item.loop_ns = wait.loop_ns;
+      item.receive_ns = ElapsedNanos(receive_start, now);
       switch (env->body_type()) {
         case wire::Body::WriteFragment: {
           if (frames.size() != 2) {
@@ -162,6 +176,11 @@ void FragstoreServer::IngestLoop(int stop_fd) {
           continue;
       }
       uint64_t bytes = frames.size() > 1 ? frames[1].size() : 0;
+      item.verify_ns = ElapsedNanos(now, std::chrono::steady_clock::now());
+      probe_.StageObserved(Stage::kReceive, item.transit_ns, item.receive_ns);
+      probe_.StageObserved(Stage::kVerify, item.loop_ns, item.verify_ns);
+      if (frames.size() > 1) probe_.FragmentReceived(bytes);
+      if (item.kind == OpKind::kWrite) probe_.write().Started();  // finished by its ack
       item.envelope = std::move(frames[0]);
       if (frames.size() > 1) item.payload = std::move(frames[1]);
       std::unique_lock lock(queue_mutex_);
@@ -282,8 +301,17 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
   uint64_t work_ns = ElapsedNanos(start, done);
   if (!ops.empty()) {
     if (applied.ok()) {
-      probe_.BatchCommitted(ops.size(), payload_bytes, true);
+      probe_.BatchCommitted(ops.size(), payload_bytes, store_.syncs_wal());
+      // RocksDB copies each stored payload twice in user space on the way in: into the
+      // WriteBatch, then from the batch into the memtable (a third copy, memtable to blob file,
+      // happens later at flush, in the background, and is not counted).
+      for (size_t o = 0; o < ops.size(); ++o) {
+        if (ops[o].kind != OpKind::kWrite || ops[o].tombstone || results[o].obsolete) continue;
+        metrics::CountPayloadCopy(ops[o].payload.size());
+        metrics::CountPayloadCopy(ops[o].payload.size());
+      }
     } else {
+      probe_.BatchFailed();
       spdlog::error("group commit of {} operations failed: {}", ops.size(), applied.error().ToString());
     }
   }
@@ -294,6 +322,7 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
     const auto* write = item.Envelope()->body_as_WriteFragment();
     uint64_t queue_ns = ElapsedNanos(item.received, start);
     probe_.StageObserved(Stage::kStoreCommit, queue_ns, work_ns);
+    const SteadyTime ack_start = std::chrono::steady_clock::now();
     std::optional<Error> error = item.rejection;
     if (!error && !applied.ok()) error = applied.error();
     size_t op = op_of_item[i];
@@ -309,8 +338,11 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
     ack.add_fragment_index(static_cast<uint8_t>(std::max(item.fragment_index, 0)));
     ack.add_had_live_version(!error && op != SIZE_MAX && results[op].had_live_version);
     if (error) ack.add_error(error_offset);
-    wire::StageTiming timing(static_cast<uint8_t>(Stage::kStoreCommit), queue_ns, work_ns);
-    zmq::message_t frame = writer.Finish(0, ack.Finish(), std::span(&timing, 1));
+    const std::array<wire::StageTiming, 3> timings = {
+        wire::StageTiming(static_cast<uint8_t>(Stage::kReceive), item.transit_ns, item.receive_ns),
+        wire::StageTiming(static_cast<uint8_t>(Stage::kVerify), item.loop_ns, item.verify_ns),
+        wire::StageTiming(static_cast<uint8_t>(Stage::kStoreCommit), queue_ns, work_ns)};
+    zmq::message_t frame = writer.Finish(0, ack.Finish(), timings);
 
     std::string_view ack_to = wire::View(write->ack_to());
     auto socket = ack_sockets.find(ack_to);
@@ -327,6 +359,9 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
     }
     auto sent = transport::SendMultipart(socket->second, std::span(&frame, 1));
     if (!sent.ok() || *sent != transport::SendOutcome::kSent) probe_.AckDropped();
+    // The ack waited behind the acks of earlier writes of the batch.
+    probe_.StageObserved(Stage::kReply, ElapsedNanos(done, ack_start),
+                         ElapsedNanos(ack_start, std::chrono::steady_clock::now()));
   }
 }
 
@@ -369,11 +404,15 @@ void FragstoreServer::ReadLoop(int stop_fd) {
     }
     if (Readable(items[1])) return;
     if (!Readable(items[0])) continue;
+    const uint64_t wake_ns = metrics::UnixNanos();
+    const SteadyTime wake = std::chrono::steady_clock::now();
     for (int handled = 0; handled < 64; ++handled) {
       bool overflow = false;
+      const SteadyTime receive_start = std::chrono::steady_clock::now();
       auto got = transport::ReceiveMultipart(reader_, frames, 3, overflow);
       if (!got.ok() || !*got) break;
       SteadyTime start = std::chrono::steady_clock::now();
+      const uint64_t receive_ns = ElapsedNanos(receive_start, start);
       if (frames.size() < 2) {
         probe_.MessageRejected(RejectReason::kMalformed);
         continue;
@@ -391,6 +430,9 @@ void FragstoreServer::ReadLoop(int stop_fd) {
       }
       const wire::Envelope* env = *envelope;
       uint64_t request_id = env->request_id();
+      const metrics::QueueWait wait = metrics::SplitQueueWait(
+          env->sent_at_ns(), wake_ns, wake_ns + ElapsedNanos(wake, receive_start));
+      probe_.StageObserved(Stage::kReceive, wait.transit_ns, receive_ns);
       writer.Reset();
       auto& fbb = writer.fbb();
 
@@ -452,6 +494,7 @@ void FragstoreServer::ReadLoop(int stop_fd) {
                   span = span.subspan(std::min<uint64_t>(overlap.offset, span.size()),
                                       std::min<uint64_t>(overlap.length, span.size() - std::min<uint64_t>(overlap.offset, span.size())));
                 }
+                if (bytes->copied()) metrics::CountPayloadCopy(bytes->bytes().size());
                 auto* holder = new PinnedPayload(std::move(*bytes));
                 payload_frame = transport::BorrowedMessage(
                     span, [](void*, void* hint) { delete static_cast<PinnedPayload*>(hint); }, holder);
@@ -473,13 +516,16 @@ void FragstoreServer::ReadLoop(int stop_fd) {
           }
           if (payload_error) body.add_payload_error(error_offset);
           SteadyTime done = std::chrono::steady_clock::now();
-          wire::StageTiming timing(static_cast<uint8_t>(Stage::kStoreRead), 0, ElapsedNanos(start, done));
-          reply[1] = writer.Finish(request_id, body.Finish(), std::span(&timing, 1));
+          const std::array<wire::StageTiming, 2> timings = {
+              wire::StageTiming(static_cast<uint8_t>(Stage::kReceive), wait.transit_ns, receive_ns),
+              wire::StageTiming(static_cast<uint8_t>(Stage::kStoreRead), wait.loop_ns,
+                                ElapsedNanos(start, done))};
+          reply[1] = writer.Finish(request_id, body.Finish(), timings);
           if (have_payload) {
             reply[2] = std::move(payload_frame);
             reply_frames = 3;
           }
-          probe_.StageObserved(Stage::kStoreRead, 0, ElapsedNanos(start, done));
+          probe_.StageObserved(Stage::kStoreRead, wait.loop_ns, ElapsedNanos(start, done));
           probe_.fetch().Finished(payload_error ? payload_error->code() : ErrorCode::kOk,
                                   ElapsedNanos(start, done));
         }
@@ -505,6 +551,7 @@ void FragstoreServer::ReadLoop(int stop_fd) {
           auto entries_offset = fbb.CreateVector(entries);
           reply[1] = writer.Finish(request_id, wire::CreateListKeysReply(fbb, options_.store_id.value(),
                                                                          entries_offset, *more));
+          probe_.StageObserved(Stage::kList, wait.loop_ns, ElapsedNanos(start, std::chrono::steady_clock::now()));
           probe_.list().Finished(ErrorCode::kOk, ElapsedNanos(start, std::chrono::steady_clock::now()));
         }
       } else if (env->body_as_StoreStatRequest() != nullptr) {
@@ -517,7 +564,9 @@ void FragstoreServer::ReadLoop(int stop_fd) {
         reply[1] = writer.FinishError(request_id, Error(ErrorCode::kInvalidArgument,
                                                         "fragstore read port does not serve this message"));
       }
+      const SteadyTime reply_start = std::chrono::steady_clock::now();
       (void)transport::SendMultipart(reader_, std::span(reply.data(), reply_frames));
+      probe_.StageObserved(Stage::kReply, 0, ElapsedNanos(reply_start, std::chrono::steady_clock::now()));
     }
   }
 }

@@ -31,6 +31,26 @@ std::optional<uint32_t> ResolveStoreId(const std::string& text) {
   return static_cast<uint32_t>(std::stoul(source));
 }
 
+// The TCP port of a ZeroMQ bind endpoint "tcp://HOST:PORT" ("*" or 0: any free port), -1 for an
+// endpoint without a port (ipc://, inproc://), nullopt when malformed. For --check-config.
+std::optional<int> BindPort(const std::string& endpoint) {
+  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
+  constexpr std::string_view kTcp = "tcp://";
+  auto colon = endpoint.rfind(':');
+  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon <= kTcp.size()) {
+    return std::nullopt;
+  }
+  std::string digits = endpoint.substr(colon + 1);
+  if (digits == "*") return 0;
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  int port = std::stoi(digits);
+  if (port > 65535) return std::nullopt;
+  return port;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,8 +105,35 @@ int main(int argc, char** argv) {
   store_options.memtable_bytes = memtable_mb << 20;
   server_options.max_fragment_bytes = max_record_bytes + 64;
   if (check_config) {
-    std::printf("ddsplit-fragstore: configuration ok (store %u, data %s)\n", *store_id,
-                store_options.data_dir.c_str());
+    // One JSON line on stdout: what this configuration would serve (deployment checks compare it
+    // with the Kubernetes manifests). Nothing is opened or bound.
+    auto ingest_port = BindPort(server_options.ingest_bind);
+    auto read_port = BindPort(server_options.read_bind);
+    if (!ingest_port || !read_port) {
+      std::fprintf(stderr,
+                   "ddsplit-fragstore: --%s must be tcp://HOST:PORT, ipc://PATH or "
+                   "inproc://NAME, got '%s'\n",
+                   ingest_port ? "read-bind" : "ingest-bind",
+                   (ingest_port ? server_options.read_bind : server_options.ingest_bind).c_str());
+      return 2;
+    }
+    if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
+      std::fprintf(stderr,
+                   "ddsplit-fragstore: --admin-host must be set and --admin-port be 0..65535\n");
+      return 2;
+    }
+    auto port_json = [](int port) {
+      return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
+    };
+    nlohmann::json config = {
+        {"service", "fragstore"},
+        {"admin_port", admin_options.port},
+        {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
+        {"ports", {{"ingest", port_json(*ingest_port)}, {"read", port_json(*read_port)}}},
+        {"store_id", *store_id},
+        {"data_dir", store_options.data_dir},
+        {"sync", sync}};
+    std::printf("%s\n", config.dump().c_str());
     return 0;
   }
 

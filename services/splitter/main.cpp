@@ -10,8 +10,37 @@
 #include "common/metrics/admin_server.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/runtime.h"
+#include "common/transport/transport.h"
 #include "services/splitter/splitter_probe.h"
 #include "services/splitter/splitter_server.h"
+
+namespace {
+
+// The TCP port of a ZeroMQ bind endpoint "tcp://HOST:PORT" ("*" or 0: any free port), -1 for an
+// endpoint without a port (ipc://, inproc://), nullopt when malformed. For --check-config.
+std::optional<int> BindPort(const std::string& endpoint) {
+  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
+  constexpr std::string_view kTcp = "tcp://";
+  auto colon = endpoint.rfind(':');
+  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon <= kTcp.size()) {
+    return std::nullopt;
+  }
+  std::string digits = endpoint.substr(colon + 1);
+  if (digits == "*") return 0;
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  int port = std::stoi(digits);
+  if (port > 65535) return std::nullopt;
+  return port;
+}
+
+nlohmann::json PortJson(int port) {
+  return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace ddsplit;
@@ -80,8 +109,43 @@ int main(int argc, char** argv) {
   options.write_timeout = std::chrono::milliseconds(write_timeout_ms);
   options.writer_id = writer_id >= 0 ? static_cast<uint32_t>(writer_id) : std::random_device{}();
   if (check_config) {
-    std::printf("ddsplit-splitter: configuration ok (%zu stores, k=%d m=%d quorum=%d)\n",
-                options.stores.size(), options.shape.k, options.shape.m, options.shape.EffectiveQuorum());
+    // One JSON line on stdout: what this configuration would serve and use (deployment checks
+    // compare it with the Kubernetes manifests). Nothing is bound or connected.
+    auto client_port = BindPort(options.client_bind);
+    auto ack_port = BindPort(options.ack_bind);
+    if (!client_port || !ack_port) {
+      std::fprintf(stderr,
+                   "ddsplit-splitter: --%s must be tcp://HOST:PORT, ipc://PATH or "
+                   "inproc://NAME, got '%s'\n",
+                   client_port ? "ack-bind" : "client-bind",
+                   (client_port ? options.ack_bind : options.client_bind).c_str());
+      return 2;
+    }
+    if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
+      std::fprintf(stderr,
+                   "ddsplit-splitter: --admin-host must be set and --admin-port be 0..65535\n");
+      return 2;
+    }
+    nlohmann::json stores = nlohmann::json::array();
+    for (const auto& store : options.stores) {
+      stores.push_back({{"id", store.id.value()},
+                        {"ingest", store.ingest},
+                        {"read", store.read},
+                        {"zone", store.zone}});
+    }
+    nlohmann::json config = {
+        {"service", "splitter"},
+        {"admin_port", admin_options.port},
+        {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
+        {"ports", {{"client", PortJson(*client_port)}, {"ack", PortJson(*ack_port)}}},
+        {"advertised_ack_endpoint",
+         transport::AdvertisedEndpoint(options.ack_bind, options.advertise_host)},
+        {"k", options.shape.k},
+        {"m", options.shape.m},
+        {"write_quorum", options.shape.EffectiveQuorum()},
+        {"drain_timeout_ms", options.drain_timeout.count()},
+        {"stores", stores}};
+    std::printf("%s\n", config.dump().c_str());
     return 0;
   }
 

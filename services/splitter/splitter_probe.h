@@ -1,4 +1,6 @@
 // SplitterProbe: every metric the splitter exports, registered once; names live in the .cpp.
+// Every labelled series exists (at zero) from construction. When metrics are switched off
+// (metrics::Enabled() false) every method does nothing. Thread-safe.
 #pragma once
 
 #include <array>
@@ -20,7 +22,7 @@ class SplitterProbe {
   metrics::OperationMetrics& put() { return put_; }
   metrics::OperationMetrics& del() { return delete_; }
   void StageObserved(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
-    stages_.Observe(stage, queue_ns, work_ns);
+    stages_.Observe(stage, queue_ns, work_ns);  // a no-op when metrics are off
   }
   void MessageRejected(SplitterReject reason);
   void BusyRejection();
@@ -29,7 +31,11 @@ class SplitterProbe {
   void FragmentNotSent(SendFailure reason);
   void RecordReceived(uint64_t bytes);
   void ReplyUndeliverable();
-  void LateAck();
+  // An acknowledgement for a write already answered; `failed` when it reports a failed write
+  // (then the record lacks that fragment).
+  void LateAck(bool failed);
+  // A write answered as successful although some of its fragments are known not to be stored.
+  void WriteUnderReplicated();
 
  private:
   metrics::StageHistograms stages_;
@@ -41,9 +47,12 @@ class SplitterProbe {
   prometheus::Counter* quorum_failures_ = nullptr;
   prometheus::Counter* fragments_sent_ = nullptr;
   prometheus::Counter* bytes_out_ = nullptr;
+  prometheus::Counter* records_in_ = nullptr;
   prometheus::Counter* bytes_in_ = nullptr;
   prometheus::Counter* undeliverable_ = nullptr;
   prometheus::Counter* late_acks_ = nullptr;
+  prometheus::Counter* late_failures_ = nullptr;
+  prometheus::Counter* under_replicated_ = nullptr;
 };
 
 }  // namespace ddsplit::splitter

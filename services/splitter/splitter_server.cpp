@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/base/key.h"
+#include "common/metrics/queue_wait.h"
 #include "common/transport/buffer_pool.h"
 #include "common/transport/transport.h"
 
@@ -34,6 +35,8 @@ struct SplitterServer::PendingWrite {
   SteadyTime received{};
   SteadyTime sent{};
   SteadyTime deadline{};
+  SteadyTime ack_handled{};  // when the deciding ack began to be received; zero if none
+  uint64_t ack_wait_ns = 0;  // the deciding ack's time from its store's stamp to then
   wire::Timings timings;
   Error last_store_error{ErrorCode::kUnavailable, ""};
 };
@@ -124,6 +127,8 @@ void SplitterServer::Run(int stop_fd) {
       continue;
     }
     SteadyTime now = clock_.Now();
+    wake_ns_ = metrics::UnixNanos();
+    wake_steady_ = now;
     if (!draining && Readable(items[2])) {
       draining = true;
       drain_deadline = now + options_.drain_timeout;
@@ -134,6 +139,7 @@ void SplitterServer::Run(int stop_fd) {
       active = true;
       for (int i = 0; i < 1024; ++i) {
         bool overflow = false;
+        receive_started_ = clock_.Now();
         auto got = transport::ReceiveMultipart(acks_, frames, 1, overflow);
         if (!got.ok() || !*got) break;
         HandleAck(frames);
@@ -143,6 +149,7 @@ void SplitterServer::Run(int stop_fd) {
       active = true;
       for (int i = 0; i < 64; ++i) {
         bool overflow = false;
+        receive_started_ = clock_.Now();
         auto got = transport::ReceiveMultipart(clients_, frames, 3, overflow);
         if (!got.ok() || !*got) break;
         if (overflow) {
@@ -279,8 +286,16 @@ void SplitterServer::StartWrite(zmq::message_t&& client, uint64_t request_id,
   write.had_live_version = false;
   write.received = received;
   write.deadline = received + options_.write_timeout;
+  write.ack_handled = {};
+  write.ack_wait_ns = 0;
+  // Before verification: the request's time in transit, then behind other messages in this loop.
+  const metrics::QueueWait wait = metrics::SplitQueueWait(
+      envelope.sent_at_ns(), wake_ns_, wake_ns_ + ElapsedNanos(wake_steady_, receive_started_));
+  const uint64_t receive_ns = ElapsedNanos(receive_started_, received);
   write.timings.Clear();
-  write.timings.Add(Stage::kVerify, 0, ElapsedNanos(received, verified));
+  write.timings.Add(Stage::kReceive, wait.transit_ns, receive_ns);
+  write.timings.Add(Stage::kVerify, wait.loop_ns, ElapsedNanos(received, verified));
+  probe_.StageObserved(Stage::kReceive, wait.transit_ns, receive_ns);
   ++in_flight_;
   in_flight_bytes_ += size;
   uint64_t write_id = (uint64_t{write.generation} << 32) | slot;
@@ -296,7 +311,7 @@ void SplitterServer::StartWrite(zmq::message_t&& client, uint64_t request_id,
   }
   SteadyTime encoded = clock_.Now();
   write.timings.Add(Stage::kEncode, 0, ElapsedNanos(verified, encoded));
-  probe_.StageObserved(Stage::kVerify, 0, ElapsedNanos(received, verified));
+  probe_.StageObserved(Stage::kVerify, wait.loop_ns, ElapsedNanos(received, verified));
   probe_.StageObserved(Stage::kEncode, 0, ElapsedNanos(verified, encoded));
 
   writer_.Reset();
@@ -371,7 +386,7 @@ void SplitterServer::HandleAck(std::vector<zmq::message_t>& frames) {
   uint32_t slot = static_cast<uint32_t>(ack->write_id());
   uint32_t generation = static_cast<uint32_t>(ack->write_id() >> 32);
   if (slot >= slots_.size() || !slots_[slot].active || slots_[slot].generation != generation) {
-    probe_.LateAck();
+    probe_.LateAck(ack->error() != nullptr);
     return;
   }
   PendingWrite& write = slots_[slot];
@@ -387,12 +402,17 @@ void SplitterServer::HandleAck(std::vector<zmq::message_t>& frames) {
     write.last_store_error = wire::FromWire(ack->error());
   }
   auto outcome = write.tracker.Report(index, ok);
+  if (outcome != QuorumTracker::Outcome::kPending) {
+    // This ack decided the write: its time from the store's stamp until this loop took it up is
+    // the ack stage's queue wait.
+    write.ack_handled = receive_started_;
+    write.ack_wait_ns = metrics::WaitSince(
+        (*envelope)->sent_at_ns(), wake_ns_ + ElapsedNanos(wake_steady_, receive_started_));
+  }
   if (outcome == QuorumTracker::Outcome::kReached) {
-    // The store commit that completed the quorum is the one the client waited for.
-    if (const auto* timings = (*envelope)->timings(); timings != nullptr && timings->size() > 0) {
-      const auto* t = timings->Get(0);
-      write.timings.Add(Stage::kStoreCommit, t->queue_ns(), t->work_ns());
-    }
+    // The store whose commit completed the quorum is the one the client waited for: its stages
+    // (receive, verify, store_commit) go into the reply.
+    write.timings.AddFrom((*envelope)->timings());
     Finish(slot, std::nullopt);
   } else if (outcome == QuorumTracker::Outcome::kImpossible) {
     probe_.QuorumFailure();
@@ -406,8 +426,14 @@ void SplitterServer::HandleAck(std::vector<zmq::message_t>& frames) {
 void SplitterServer::Finish(uint32_t slot, std::optional<Error> error) {
   PendingWrite& write = slots_[slot];
   SteadyTime now = clock_.Now();
-  write.timings.Add(Stage::kAck, 0, ElapsedNanos(write.sent, now));
-  probe_.StageObserved(Stage::kAck, 0, ElapsedNanos(write.sent, now));
+  // Decided by an ack: its wait, then the decision. Otherwise (no store reachable, deadline):
+  // the whole time since the fan-out, as work.
+  const bool by_ack = write.ack_handled != SteadyTime{};
+  const uint64_t ack_queue_ns = by_ack ? write.ack_wait_ns : 0;
+  const uint64_t ack_work_ns = ElapsedNanos(by_ack ? write.ack_handled : write.sent, now);
+  write.timings.Add(Stage::kAck, ack_queue_ns, ack_work_ns);
+  probe_.StageObserved(Stage::kAck, ack_queue_ns, ack_work_ns);
+  if (!error && write.tracker.failed() > 0) probe_.WriteUnderReplicated();
   auto& operation = write.tombstone ? probe_.del() : probe_.put();
   operation.Finished(error ? error->code() : ErrorCode::kOk, ElapsedNanos(write.received, now));
   SendControl(write, !error.has_value());
@@ -428,6 +454,7 @@ void SplitterServer::Finish(uint32_t slot, std::optional<Error> error) {
     }
     SendToClient(std::move(write.client), std::move(body));
   }
+  probe_.StageObserved(Stage::kReply, 0, ElapsedNanos(now, clock_.Now()));
   write.active = false;
   ++write.generation;
   --in_flight_;

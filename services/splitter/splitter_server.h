@@ -99,6 +99,11 @@ class SplitterServer {
   wire::AlignedFrame aligned_request_;
   wire::AlignedFrame aligned_ack_;
   EncodedRecord encoded_;
+  // Observability: when the loop's poll last returned (Unix ns and steady), and when the message
+  // being handled began to be taken off its socket; see metrics/queue_wait.h.
+  uint64_t wake_ns_ = 0;
+  SteadyTime wake_steady_{};
+  SteadyTime receive_started_{};
 };
 
 }  // namespace ddsplit::splitter

@@ -81,12 +81,43 @@ nlohmann::json InfoJson(const client::RecordInfo& info) {
           {"m", info.m},             {"placement", info.placement}};
 }
 
-void PrintTimings(const std::vector<client::StageTime>& timings) {
-  std::fprintf(stderr, "%-14s %12s %12s\n", "stage", "queue_us", "work_us");
-  for (const auto& t : timings) {
-    std::fprintf(stderr, "%-14s %12.1f %12.1f\n", std::string(StageName(t.stage)).c_str(),
-                 t.queue_ns / 1000.0, t.work_ns / 1000.0);
+// Where a read's time went, one row per stage as the services reported it. Rows of a store's
+// reply (its receive, verify and store_* stages, in that order) are labelled "store N" (N counts
+// the replies); every other row is the coordinator's (`coordinator`, e.g. "assembler"). Store
+// rows happen inside the coordinator's fetch stage; the total adds the coordinator's rows only.
+// Queue: time waiting (in transit, in ZeroMQ's queues, behind other messages, for a batch);
+// work: time being worked on. Transit times compare the sender's and receiver's clocks.
+void PrintTimings(const std::vector<client::StageTime>& timings, const char* coordinator) {
+  auto store_stage = [](Stage s) { return s == Stage::kStoreRead || s == Stage::kStoreCommit; };
+  // A receive or verify row directly before a store_* row belongs to that store's reply.
+  std::vector<bool> at_store(timings.size(), false);
+  for (size_t i = timings.size(); i-- > 0;) {
+    if (store_stage(timings[i].stage)) {
+      at_store[i] = true;
+    } else if ((timings[i].stage == Stage::kReceive || timings[i].stage == Stage::kVerify) &&
+               i + 1 < timings.size() && at_store[i + 1] && timings[i + 1].stage != Stage::kReceive) {
+      at_store[i] = true;
+    }
   }
+  std::fprintf(stderr, "%-10s %-14s %12s %12s\n", "where", "stage", "queue_us", "work_us");
+  double queue_us = 0;
+  double work_us = 0;
+  int store_reply = 0;
+  for (size_t i = 0; i < timings.size(); ++i) {
+    const auto& t = timings[i];
+    std::string where = coordinator;
+    if (at_store[i]) {
+      if (i == 0 || !at_store[i - 1] || t.stage == Stage::kReceive) ++store_reply;
+      where = "store " + std::to_string(store_reply);
+    } else {
+      queue_us += t.queue_ns / 1000.0;
+      work_us += t.work_ns / 1000.0;
+    }
+    std::fprintf(stderr, "%-10s %-14s %12.1f %12.1f\n", where.c_str(),
+                 std::string(StageName(t.stage)).c_str(), t.queue_ns / 1000.0, t.work_ns / 1000.0);
+  }
+  std::fprintf(stderr, "%-10s %-14s %12.1f %12.1f   (%.1f us in the %s, store rows excluded)\n",
+               coordinator, "total", queue_us, work_us, queue_us + work_us, coordinator);
 }
 
 // "START-END" (inclusive, like HTTP), "START-" or "-SUFFIX".
@@ -173,7 +204,7 @@ void AddDataCommands(CLI::App& app) {
       auto result = ValueOrExit(c->Get(*key, options));
       WriteValue(result.value, *target);
       if (*timing) {
-        PrintTimings(result.timings);
+        PrintTimings(result.timings, "assembler");
         if (result.degraded) std::fprintf(stderr, "(degraded read: rebuilt from parity)\n");
       }
     });
