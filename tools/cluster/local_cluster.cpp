@@ -367,9 +367,9 @@ std::string StoreSpec(const ProcessInfo& store) {
 }
 
 // What differs by role lives in BinaryName, ApplyAnnouncement, State::Of, State::ArgsFor and
-// State::WriteClusterJson. Adding a role (the gateway: launched after the splitters and
-// assemblers with their endpoints as --splitter/--assembler, terminated first in StopAll) means a
-// case in each switch (-Wswitch lists them), a count in ClusterOptions and a step in Start().
+// State::WriteClusterJson. Adding a role means a case in each switch (-Wswitch lists them), a
+// count in ClusterOptions and a step in Start(). The gateway is launched after the splitters and
+// assemblers with their endpoints as --splitter/--assembler, and terminated first in StopAll.
 const char* BinaryName(Role role) {
   switch (role) {
     case Role::kStore:
@@ -378,11 +378,13 @@ const char* BinaryName(Role role) {
       return "ddsplit-splitter";
     case Role::kAssembler:
       return "ddsplit-assembler";
+    case Role::kGateway:
+      return "ddsplit-gateway";
   }
   return "";
 }
 
-constexpr Role kRoles[] = {Role::kStore, Role::kSplitter, Role::kAssembler};
+constexpr Role kRoles[] = {Role::kStore, Role::kSplitter, Role::kAssembler, Role::kGateway};
 
 Result<std::string> StringField(const nlohmann::json& json, const char* field) {
   auto it = json.find(field);
@@ -444,13 +446,25 @@ Status ApplyAnnouncement(Process& process, std::string_view line) {
       announced.endpoint = std::move(*endpoint);
       break;
     }
+    case Role::kGateway: {
+      auto url = StringField(json, "url");
+      if (!url.ok()) return std::move(url).error();
+      auto port = IntField(json, "port");
+      if (!port.ok()) return std::move(port).error();
+      if (*port <= 0 || *port > 65535) {
+        return Error(ErrorCode::kInternal, "announced HTTP port out of range");
+      }
+      announced.url = std::move(*url);
+      announced.port = static_cast<int>(*port);
+      break;
+    }
   }
   if (process.announced) {
     const ProcessInfo& before = process.info;
     if (announced.admin_port != before.admin_port ||
         announced.ingest_endpoint != before.ingest_endpoint ||
         announced.read_endpoint != before.read_endpoint || announced.endpoint != before.endpoint ||
-        announced.ack_endpoint != before.ack_endpoint) {
+        announced.ack_endpoint != before.ack_endpoint || announced.port != before.port) {
       return Error(ErrorCode::kInternal, "restarted with other endpoints: " + std::string(line));
     }
   }
@@ -476,6 +490,7 @@ struct LocalCluster::State {
   std::vector<Process> stores;
   std::vector<Process> splitters;
   std::vector<Process> assemblers;
+  std::vector<Process> gateways;
 
   std::vector<Process>& Of(Role role) {
     switch (role) {
@@ -485,6 +500,8 @@ struct LocalCluster::State {
         return splitters;
       case Role::kAssembler:
         return assemblers;
+      case Role::kGateway:
+        return gateways;
     }
     return stores;
   }
@@ -541,6 +558,13 @@ struct LocalCluster::State {
         add("--client-bind", fixed ? info.endpoint : kAnyPort);
         add_shape_and_stores();
         extra = &options.extra_assembler_args;
+        break;
+      case Role::kGateway:
+        add("--host", kLoopback);
+        add("--port", fixed ? std::to_string(info.port) : "0");
+        for (const Process& splitter : splitters) add("--splitter", splitter.info.endpoint);
+        for (const Process& assembler : assemblers) add("--assembler", assembler.info.endpoint);
+        extra = &options.extra_gateway_args;
         break;
     }
     add("--admin-host", kLoopback);
@@ -683,17 +707,25 @@ struct LocalCluster::State {
     return out;
   }
 
+  // Both errors in one: kDeadlineExceeded if either needed SIGKILL, else kInternal.
+  static Status Combine(Status first, Status second) {
+    if (first.ok()) return second;
+    if (second.ok()) return first;
+    ErrorCode code = first.error().code() == ErrorCode::kDeadlineExceeded ||
+                             second.error().code() == ErrorCode::kDeadlineExceeded
+                         ? ErrorCode::kDeadlineExceeded
+                         : ErrorCode::kInternal;
+    return Error(code, first.error().message() + "; " + second.error().message());
+  }
+
   Status StopAll() {
+    // The gateway first: it drains its HTTP requests while the services behind it still answer.
+    Status gateway =
+        TerminateGroup(Pointers({Role::kGateway}), Clock::now() + options.stop_timeout);
     Status front = TerminateGroup(Pointers({Role::kSplitter, Role::kAssembler}),
                                   Clock::now() + options.stop_timeout);
     Status back = TerminateGroup(Pointers({Role::kStore}), Clock::now() + options.stop_timeout);
-    if (front.ok()) return back;
-    if (back.ok()) return front;
-    ErrorCode code = front.error().code() == ErrorCode::kDeadlineExceeded ||
-                             back.error().code() == ErrorCode::kDeadlineExceeded
-                         ? ErrorCode::kDeadlineExceeded
-                         : ErrorCode::kInternal;
-    return Error(code, front.error().message() + "; " + back.error().message());
+    return Combine(Combine(std::move(gateway), std::move(front)), std::move(back));
   }
 
   Status WriteClusterJson() const {
@@ -720,6 +752,13 @@ struct LocalCluster::State {
       nlohmann::json entry = common(process.info);
       entry["endpoint"] = process.info.endpoint;
       doc["assemblers"].push_back(std::move(entry));
+    }
+    if (!gateways.empty()) {
+      const ProcessInfo& info = gateways.front().info;
+      nlohmann::json entry = common(info);
+      entry["url"] = info.url;
+      entry["port"] = info.port;
+      doc["gateway"] = std::move(entry);
     }
     doc["stores"] = nlohmann::json::array();
     for (const Process& process : stores) {
@@ -758,6 +797,9 @@ Status ValidateOptions(ClusterOptions& options) {
   if (options.splitters < 0 || options.assemblers < 0) {
     return invalid("splitter and assembler counts cannot be negative");
   }
+  if (options.gateway && (options.splitters == 0 || options.assemblers == 0)) {
+    return invalid("a gateway needs at least one splitter and one assembler");
+  }
   if (options.k < 1 || options.m < 0 || options.k + options.m > 32) {
     return invalid("need k >= 1, m >= 0 and k + m <= 32");
   }
@@ -793,6 +835,7 @@ Status ValidateOptions(ClusterOptions& options) {
   for (Role role : kRoles) {
     if (role == Role::kSplitter && options.splitters == 0) continue;
     if (role == Role::kAssembler && options.assemblers == 0) continue;
+    if (role == Role::kGateway && !options.gateway) continue;
     std::filesystem::path binary = options.bin_dir / BinaryName(role);
     if (access(binary.c_str(), X_OK) != 0) {
       return invalid("no executable " + binary.string() + " (set --bin-dir / bin_dir)");
@@ -813,6 +856,8 @@ std::string_view RoleName(Role role) {
       return "splitter";
     case Role::kAssembler:
       return "assembler";
+    case Role::kGateway:
+      return "gateway";
   }
   return "unknown";
 }
@@ -860,6 +905,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(ClusterOptions options
   add(Role::kStore, opts.stores);
   add(Role::kSplitter, opts.splitters);
   add(Role::kAssembler, opts.assemblers);
+  add(Role::kGateway, opts.gateway ? 1 : 0);
 
   // From here on the cluster owns the children: an early return stops and reaps them.
   std::unique_ptr<LocalCluster> cluster(new LocalCluster(std::move(state)));
@@ -867,6 +913,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(ClusterOptions options
   DDSPLIT_RETURN_IF_ERROR(s.LaunchAndAwait(s.Pointers({Role::kStore}), deadline));
   DDSPLIT_RETURN_IF_ERROR(
       s.LaunchAndAwait(s.Pointers({Role::kSplitter, Role::kAssembler}), deadline));
+  DDSPLIT_RETURN_IF_ERROR(s.LaunchAndAwait(s.Pointers({Role::kGateway}), deadline));
   DDSPLIT_RETURN_IF_ERROR(s.WriteClusterJson());
   return cluster;
 }

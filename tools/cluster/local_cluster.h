@@ -1,15 +1,18 @@
 // LocalCluster: a real DDSplit cluster of separate processes on 127.0.0.1 — fragment stores,
-// splitters and assemblers run from their binaries — for `ddsplit cluster up`, the system
-// tests and the fault-injection harness.
+// splitters, assemblers and an HTTP gateway run from their binaries — for `ddsplit cluster up`,
+// the system tests and the fault-injection harness.
 //
 // Start() launches every store, waits for each to announce its bound endpoints, then launches
-// the splitters and assemblers with the full store list, waits for them, and writes
-// DIR/cluster.json (the file clients read, replaced atomically). Every endpoint and admin port
+// the splitters and assemblers with the full store list, waits for them, then the gateway (if
+// options.gateway) with their endpoints, and writes DIR/cluster.json (the file clients read,
+// replaced atomically). Every endpoint and admin port
 // is chosen by the kernel (port 0); a restarted process binds again exactly what it announced
 // the first time, so peers and cluster.json never need to change.
 //
 // Files under DIR:
-//   cluster.json        k, m, write_quorum (effective), splitters, assemblers, stores, log_dir
+//   cluster.json        k, m, write_quorum (effective), splitters, assemblers, gateway (an
+//                       object with url, port, admin_port, admin_url, pid, name, log; absent
+//                       without a gateway), stores, log_dir
 //   logs/<name>.log     stdout and stderr of process <name> ("store-3", "splitter-0"), appended
 //                       to across restarts, each launch preceded by a "=== launch" line
 //   store-<i>/          the RocksDB directory of store i (kept across restarts and runs)
@@ -39,11 +42,11 @@
 
 namespace ddsplit::cluster {
 
-// The kinds of process in a local cluster, in start order. (A gateway would be a fourth role,
-// started after the splitters and assemblers with --splitter/--assembler endpoints.)
-enum class Role { kStore, kSplitter, kAssembler };
+// The kinds of process in a local cluster, in start order. The gateway starts after the
+// splitters and assemblers, with their endpoints as --splitter/--assembler.
+enum class Role { kStore, kSplitter, kAssembler, kGateway };
 
-// "store", "splitter", "assembler".
+// "store", "splitter", "assembler", "gateway".
 std::string_view RoleName(Role role);
 
 // One process of the cluster: a role and its index within the role, 0-based.
@@ -64,15 +67,19 @@ struct ClusterOptions {
   int m = 2;
   int write_quorum = 0;         // 0: the services' default, k + 1 capped at k + m
   std::string sync = "always";  // the stores' WAL sync per group commit: "always" or "none"
-  // Where ddsplit-fragstore, ddsplit-splitter and ddsplit-assembler live. Empty: the directory
+  // Where ddsplit-fragstore, -splitter, -assembler and -gateway live. Empty: the directory
   // named by $DDSPLIT_BIN_DIR if set, else the directory of the running executable.
   std::filesystem::path bin_dir;
   int splitters = 1;
   int assemblers = 1;
+  // One ddsplit-gateway (HTTP on 127.0.0.1, kernel-chosen port) in front of every splitter and
+  // assembler. Needs at least one of each.
+  bool gateway = true;
   // Appended to each such process's command line. Must not repeat a flag the launcher sets
   // (ids, binds, admin port, --k/--m/--write-quorum, --store, --sync, --announce-fd,
   // --log-level): the services reject a repeated flag.
-  std::vector<std::string> extra_store_args, extra_splitter_args, extra_assembler_args;
+  std::vector<std::string> extra_store_args, extra_splitter_args, extra_assembler_args,
+      extra_gateway_args;
   // Deadline for Start() as a whole, and for each Restart().
   std::chrono::milliseconds start_timeout{30000};
   // Grace period for each group (splitters and assemblers, then stores) in StopAll() and the
@@ -101,6 +108,9 @@ struct ProcessInfo {
   std::string endpoint;  // client ROUTER, "tcp://127.0.0.1:PORT"
   // Splitters only.
   std::string ack_endpoint;  // PULL for store acknowledgements
+  // The gateway only.
+  std::string url;  // "http://127.0.0.1:PORT"
+  int port = 0;     // its HTTP port
 };
 
 // A child that ended without the launcher asking it to.
@@ -162,10 +172,11 @@ class LocalCluster {
   // returns them. For a SIGCHLD handler loop in the owner.
   std::vector<ExitedProcess> ReapExited();
 
-  // SIGTERM to every splitter and assembler, waits up to options.stop_timeout, then the same for
-  // the stores; what is left is killed. All children are reaped when this returns; processes
-  // may be restarted afterwards. Errors (after all that): kDeadlineExceeded if any needed
-  // SIGKILL, kInternal if any exited with a non-zero status; the message names them.
+  // SIGTERM to the gateway, waits up to options.stop_timeout, then the same for every splitter
+  // and assembler, then for the stores; what is left is killed. All children are reaped when
+  // this returns; processes may be restarted afterwards. Errors (after all that):
+  // kDeadlineExceeded if any needed SIGKILL, kInternal if any exited with a non-zero status; the
+  // message names them.
   Status StopAll();
 
   // Number of processes of `role`.

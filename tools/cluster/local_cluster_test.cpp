@@ -61,7 +61,16 @@ nlohmann::json ReadJson(const std::filesystem::path& path) {
 
 std::string ErrorText(const Status& status) { return status.ok() ? "" : status.error().ToString(); }
 
-constexpr Role kRoles[] = {Role::kStore, Role::kSplitter, Role::kAssembler};
+constexpr Role kRoles[] = {Role::kStore, Role::kSplitter, Role::kAssembler, Role::kGateway};
+
+// The HTTP status of GET `path` on the gateway's API port, or -1 if nothing answered.
+int GatewayStatus(int port, const std::string& path) {
+  httplib::Client client("127.0.0.1", port);
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  auto response = client.Get(path.c_str());
+  return response ? response->status : -1;
+}
 
 TEST_CASE(
     "a local cluster announces itself, survives kill/restart and stop/continue, and "
@@ -113,6 +122,20 @@ TEST_CASE(
       CHECK(json[field][0]["pid"] == info.pid);
     }
     CHECK(cluster.Info(Role::kSplitter, 0).ack_endpoint.rfind("tcp://127.0.0.1:", 0) == 0);
+
+    // The gateway: one, in cluster.json with its URL, answering HTTP.
+    REQUIRE(cluster.Count(Role::kGateway) == 1);
+    const ProcessInfo& gateway = cluster.Info(Role::kGateway, 0);
+    CHECK(gateway.name == "gateway-0");
+    CHECK(gateway.port > 0);
+    CHECK(gateway.url == "http://127.0.0.1:" + std::to_string(gateway.port));
+    REQUIRE(json.contains("gateway"));
+    CHECK(json["gateway"]["url"] == gateway.url);
+    CHECK(json["gateway"]["port"] == gateway.port);
+    CHECK(json["gateway"]["admin_port"] == gateway.admin_port);
+    CHECK(json["gateway"]["admin_url"] == gateway.admin_url);
+    CHECK(json["gateway"]["pid"] == gateway.pid);
+    CHECK(GatewayStatus(gateway.port, "/v1/records/no-such-key") == 404);
 
     // Every admin port answers; every log exists.
     for (Role role : kRoles) {
@@ -166,6 +189,19 @@ TEST_CASE(
     REQUIRE_MESSAGE(restarted.ok(), ErrorText(restarted));
     CHECK(HealthzStatus(cluster.Info(Role::kAssembler, 0).admin_port) == 200);
     pids.push_back(cluster.Info(Role::kAssembler, 0).pid);
+
+    // Kill the gateway and restart it on the same port.
+    const ProcessInfo gateway_before = cluster.Info(Role::kGateway, 0);
+    REQUIRE(cluster.Kill(Role::kGateway, 0).ok());
+    CHECK(GatewayStatus(gateway_before.port, "/v1/records/x") == -1);
+    restarted = cluster.Restart(Role::kGateway, 0);
+    REQUIRE_MESSAGE(restarted.ok(), ErrorText(restarted));
+    CHECK(cluster.Info(Role::kGateway, 0).port == gateway_before.port);
+    CHECK(cluster.Info(Role::kGateway, 0).pid != gateway_before.pid);
+    CHECK(GatewayStatus(gateway_before.port, "/v1/records/x") == 404);
+    CHECK(ReadJson(cluster.cluster_json())["gateway"]["pid"] ==
+          cluster.Info(Role::kGateway, 0).pid);
+    pids.push_back(cluster.Info(Role::kGateway, 0).pid);
 
     CHECK(cluster.Kill(Role::kStore, 6).error().code() == ErrorCode::kInvalidArgument);
     CHECK(cluster.Stop(Role::kSplitter, -1).error().code() == ErrorCode::kInvalidArgument);
@@ -238,10 +274,27 @@ TEST_CASE("invalid options are rejected before anything starts") {
   SUBCASE("unknown sync mode") { options.sync = "sometimes"; }
   SUBCASE("binaries missing") { options.bin_dir = temp.path() / "nowhere"; }
   SUBCASE("no directory") { options.dir.clear(); }
+  SUBCASE("a gateway without an assembler") { options.assemblers = 0; }
   auto started = LocalCluster::Start(options);
   REQUIRE_FALSE(started.ok());
   CHECK(started.error().code() == ErrorCode::kInvalidArgument);
   CHECK_FALSE(std::filesystem::exists(temp.path() / "cluster" / "cluster.json"));
+}
+
+}  // namespace
+}  // namespace ddsplit::cluster
+
+namespace ddsplit::cluster {
+namespace {
+
+TEST_CASE("without a gateway, cluster.json has no gateway entry") {
+  testing::TempDir temp("local-cluster");
+  ClusterOptions options = SmallClusterOptions(temp);
+  options.gateway = false;
+  auto started = LocalCluster::Start(options);
+  REQUIRE_MESSAGE(started.ok(), (started.ok() ? "" : started.error().ToString()));
+  CHECK((*started)->Count(Role::kGateway) == 0);
+  CHECK_FALSE(ReadJson((*started)->cluster_json()).contains("gateway"));
 }
 
 }  // namespace

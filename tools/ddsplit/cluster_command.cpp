@@ -84,11 +84,17 @@ void PrintSummary(const cluster::LocalCluster& cluster) {
   using cluster::Role;
   const cluster::ClusterOptions& options = cluster.options();
   std::printf(
-      "ddsplit: cluster up in %s: %d store%s, %d splitter%s, %d assembler%s "
+      "ddsplit: cluster up in %s: %d store%s, %d splitter%s, %d assembler%s%s "
       "(k=%d m=%d write quorum %d, sync %s)\n",
       cluster.dir().c_str(), options.stores, Plural(options.stores), options.splitters,
-      Plural(options.splitters), options.assemblers, Plural(options.assemblers), options.k,
-      options.m, cluster.write_quorum(), options.sync.c_str());
+      Plural(options.splitters), options.assemblers, Plural(options.assemblers),
+      cluster.Count(Role::kGateway) > 0 ? ", 1 gateway" : "", options.k, options.m,
+      cluster.write_quorum(), options.sync.c_str());
+  for (int i = 0; i < cluster.Count(Role::kGateway); ++i) {
+    const cluster::ProcessInfo& info = cluster.Info(Role::kGateway, i);
+    std::printf("  %-12s %-24s admin %-24s pid %d\n", info.name.c_str(), info.url.c_str(),
+                info.admin_url.c_str(), static_cast<int>(info.pid));
+  }
   for (Role role : {Role::kSplitter, Role::kAssembler}) {
     for (int i = 0; i < cluster.Count(role); ++i) {
       const cluster::ProcessInfo& info = cluster.Info(role, i);
@@ -106,6 +112,17 @@ void PrintSummary(const cluster::LocalCluster& cluster) {
               cluster.log_dir().c_str());
   std::printf("to use it from another shell:\n  export DDSPLIT_CLUSTER=%s\n",
               cluster.cluster_json().c_str());
+  if (cluster.Count(Role::kGateway) > 0) {
+    const std::string& url = cluster.Info(Role::kGateway, 0).url;
+    std::printf(
+        "HTTP API at %s; try:\n"
+        "  curl -sS -X PUT -H 'Content-Type: text/plain' -H 'X-DDSplit-Meta-Owner: me' "
+        "--data-binary 'hello, world' %s/v1/records/greetings/hello.txt\n"
+        "  curl -sS -i %s/v1/records/greetings/hello.txt\n"
+        "  curl -sS -H 'Range: bytes=0-4' %s/v1/records/greetings/hello.txt\n"
+        "  curl -sS '%s/v1/records?prefix=greetings/'\n",
+        url.c_str(), url.c_str(), url.c_str(), url.c_str(), url.c_str());
+  }
   std::printf("running; Ctrl-C or SIGTERM stops the cluster\n");
   std::fflush(stdout);
 }
@@ -155,8 +172,8 @@ void AddClusterCommands(CLI::App& app) {
   cluster->require_subcommand(1);
   CLI::App* up = cluster->add_subcommand(
       "up",
-      "Start stores, splitters and assemblers on 127.0.0.1, write DIR/cluster.json and run in "
-      "the foreground until Ctrl-C or SIGTERM");
+      "Start stores, splitters, assemblers and the HTTP gateway on 127.0.0.1, write "
+      "DIR/cluster.json and run in the foreground until Ctrl-C or SIGTERM");
   // Owned by the callback, which CLI11 keeps as long as the app.
   auto options = std::make_shared<UpOptions>();
   cluster::ClusterOptions& c = options->cluster;
@@ -173,6 +190,8 @@ void AddClusterCommands(CLI::App& app) {
                  "Where the ddsplit-* service binaries are (default: this program's directory)");
   up->add_option("--splitters", c.splitters, "Number of splitters")->capture_default_str();
   up->add_option("--assemblers", c.assemblers, "Number of assemblers")->capture_default_str();
+  up->add_flag("--gateway,!--no-gateway", c.gateway,
+               "Start the HTTP gateway (ddsplit-gateway) in front of them (default: yes)");
   up->add_option("--log-level", c.log_level, "Services' log level: trace|debug|info|warn|error")
       ->capture_default_str();
   up->add_option("--start-timeout-ms", options->start_timeout_ms,
