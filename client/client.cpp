@@ -73,6 +73,25 @@ struct ReleaseToken {
 
 }  // namespace
 
+Status ValidateEndpoint(const std::string& endpoint) {
+  constexpr std::string_view kDnsScheme = "dns+tcp://";
+  if (endpoint.rfind(kDnsScheme, 0) == 0) {
+    std::string_view rest = std::string_view(endpoint).substr(kDnsScheme.size());
+    auto colon = rest.rfind(':');
+    bool port_ok = colon != std::string_view::npos && colon > 0 && colon + 1 < rest.size() &&
+                   rest.size() - colon - 1 <= 5 &&
+                   std::all_of(rest.begin() + colon + 1, rest.end(),
+                               [](char c) { return c >= '0' && c <= '9'; });
+    if (port_ok && std::stoul(std::string(rest.substr(colon + 1))) <= 65535) return OkStatus();
+    return Error(ErrorCode::kInvalidArgument, "expected dns+tcp://NAME:PORT, got " + endpoint);
+  }
+  for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
+    if (endpoint.rfind(scheme, 0) == 0 && endpoint.size() > scheme.size()) return OkStatus();
+  }
+  return Error(ErrorCode::kInvalidArgument,
+               "expected tcp://HOST:PORT, dns+tcp://NAME:PORT, ipc:// or inproc://, got " + endpoint);
+}
+
 Result<std::vector<std::string>> ResolveEndpoint(const std::string& endpoint) {
   constexpr std::string_view kDnsScheme = "dns+tcp://";
   if (endpoint.rfind(kDnsScheme, 0) != 0) return std::vector<std::string>{endpoint};

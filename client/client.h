@@ -45,6 +45,10 @@ struct ClientOptions {
 // any other endpoint is returned as is. kUnavailable when the name does not resolve.
 Result<std::vector<std::string>> ResolveEndpoint(const std::string& endpoint);
 
+// Checks an endpoint's syntax without resolving or connecting: a ZeroMQ endpoint
+// ("tcp://...", "ipc://...", "inproc://...") or "dns+tcp://NAME:PORT" with a numeric port.
+Status ValidateEndpoint(const std::string& endpoint);
+
 // Reads the splitter and assembler endpoints from a cluster.json written by
 // `ddsplit cluster up`.
 Result<ClientOptions> OptionsFromClusterFile(const std::string& path);

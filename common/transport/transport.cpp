@@ -39,6 +39,24 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   }
 }
 
+std::optional<int> BindPort(std::string_view endpoint) {
+  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
+  constexpr std::string_view kTcp = "tcp://";
+  auto colon = endpoint.rfind(':');
+  if (!endpoint.starts_with(kTcp) || colon == std::string_view::npos || colon <= kTcp.size()) {
+    return std::nullopt;
+  }
+  std::string_view digits = endpoint.substr(colon + 1);
+  if (digits == "*") return 0;
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  int port = std::stoi(std::string(digits));
+  if (port > 65535) return std::nullopt;
+  return port;
+}
+
 Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
   try {
     socket.connect(endpoint);

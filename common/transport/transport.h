@@ -6,8 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zmq.hpp>
@@ -38,6 +40,11 @@ Result<zmq::socket_t> MakeSocket(zmq::context_t& context, zmq::socket_type type,
 // free port. kUnavailable when the address cannot be bound.
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 Status Connect(zmq::socket_t& socket, const std::string& endpoint);
+
+// The TCP port of a bind endpoint "tcp://HOST:PORT" (0 for "*" or 0: any free port), -1 for an
+// endpoint without a port (ipc://, inproc://), nullopt when malformed. Parses only: services
+// use it to check their configuration (--check-config) before binding anything.
+std::optional<int> BindPort(std::string_view endpoint);
 
 // Replaces the host of a bound tcp endpoint ("tcp://0.0.0.0:5000" + "10.0.0.7") so peers can
 // reach it; an empty host leaves the endpoint unchanged.

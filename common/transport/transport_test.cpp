@@ -170,5 +170,16 @@ TEST_CASE("poll timeouts respect the deadline and the cap") {
   CHECK(AdvertisedEndpoint("tcp://0.0.0.0:5000", "") == "tcp://0.0.0.0:5000");
 }
 
+TEST_CASE("BindPort reads the port of a bind endpoint and refuses malformed ones") {
+  CHECK(BindPort("tcp://0.0.0.0:7100") == 7100);
+  CHECK(BindPort("tcp://*:*") == 0);
+  CHECK(BindPort("ipc:///tmp/x") == -1);
+  CHECK(BindPort("inproc://x") == -1);
+  for (const char* bad : {"tcp://0.0.0.0", "tcp://:7100", "tcp://h:70000", "tcp://h:7a", "udp://h:1", ""}) {
+    CAPTURE(bad);
+    CHECK(!BindPort(bad).has_value());
+  }
+}
+
 }  // namespace
 }  // namespace ddsplit::transport

@@ -8,34 +8,11 @@
 #include "common/metrics/admin_server.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/runtime.h"
+#include "common/transport/transport.h"
 #include "services/assembler/assembler_probe.h"
 #include "services/assembler/assembler_server.h"
 
 namespace {
-
-// The TCP port of a ZeroMQ bind endpoint "tcp://HOST:PORT" ("*" or 0: any free port), -1 for an
-// endpoint without a port (ipc://, inproc://), nullopt when malformed. For --check-config.
-std::optional<int> BindPort(const std::string& endpoint) {
-  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
-  constexpr std::string_view kTcp = "tcp://";
-  auto colon = endpoint.rfind(':');
-  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon <= kTcp.size()) {
-    return std::nullopt;
-  }
-  std::string digits = endpoint.substr(colon + 1);
-  if (digits == "*") return 0;
-  if (digits.empty() || digits.size() > 5 ||
-      digits.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  int port = std::stoi(digits);
-  if (port > 65535) return std::nullopt;
-  return port;
-}
-
-nlohmann::json PortJson(int port) {
-  return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
-}
 
 }  // namespace
 
@@ -97,9 +74,12 @@ int main(int argc, char** argv) {
   options.read_timeout = std::chrono::milliseconds(read_timeout_ms);
   options.hedge_after = std::chrono::milliseconds(hedge_ms);
   if (check_config) {
+    auto port_json = [](int port) {
+      return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
+    };
     // One JSON line on stdout: what this configuration would serve and use (deployment checks
     // compare it with the Kubernetes manifests). Nothing is bound or connected.
-    auto client_port = BindPort(options.client_bind);
+    auto client_port = transport::BindPort(options.client_bind);
     if (!client_port) {
       std::fprintf(stderr,
                    "ddsplit-assembler: --client-bind must be tcp://HOST:PORT, ipc://PATH or "
@@ -122,7 +102,7 @@ int main(int argc, char** argv) {
     nlohmann::json config = {{"service", "assembler"},
                              {"admin_port", admin_options.port},
                              {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
-                             {"ports", {{"client", PortJson(*client_port)}}},
+                             {"ports", {{"client", port_json(*client_port)}}},
                              {"k", options.shape.k},
                              {"m", options.shape.m},
                              {"write_quorum", options.shape.EffectiveQuorum()},

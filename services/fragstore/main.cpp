@@ -10,6 +10,7 @@
 #include "common/metrics/admin_server.h"
 #include "common/metrics/metrics.h"
 #include "common/runtime/runtime.h"
+#include "common/transport/transport.h"
 #include "services/fragstore/fragment_store.h"
 #include "services/fragstore/fragstore_probe.h"
 #include "services/fragstore/fragstore_server.h"
@@ -29,26 +30,6 @@ std::optional<uint32_t> ResolveStoreId(const std::string& text) {
   }
   if (source.empty() || source.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
   return static_cast<uint32_t>(std::stoul(source));
-}
-
-// The TCP port of a ZeroMQ bind endpoint "tcp://HOST:PORT" ("*" or 0: any free port), -1 for an
-// endpoint without a port (ipc://, inproc://), nullopt when malformed. For --check-config.
-std::optional<int> BindPort(const std::string& endpoint) {
-  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
-  constexpr std::string_view kTcp = "tcp://";
-  auto colon = endpoint.rfind(':');
-  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon <= kTcp.size()) {
-    return std::nullopt;
-  }
-  std::string digits = endpoint.substr(colon + 1);
-  if (digits == "*") return 0;
-  if (digits.empty() || digits.size() > 5 ||
-      digits.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  int port = std::stoi(digits);
-  if (port > 65535) return std::nullopt;
-  return port;
 }
 
 }  // namespace
@@ -107,8 +88,8 @@ int main(int argc, char** argv) {
   if (check_config) {
     // One JSON line on stdout: what this configuration would serve (deployment checks compare it
     // with the Kubernetes manifests). Nothing is opened or bound.
-    auto ingest_port = BindPort(server_options.ingest_bind);
-    auto read_port = BindPort(server_options.read_bind);
+    auto ingest_port = transport::BindPort(server_options.ingest_bind);
+    auto read_port = transport::BindPort(server_options.read_bind);
     if (!ingest_port || !read_port) {
       std::fprintf(stderr,
                    "ddsplit-fragstore: --%s must be tcp://HOST:PORT, ipc://PATH or "

@@ -167,20 +167,29 @@ int main(int argc, char** argv) {
   http.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
   http.write_timeout = std::chrono::milliseconds(write_timeout_ms);
 
-  zmq::context_t context(2);
-  metrics::ProcessMetrics process_metrics("gateway");
-  gateway::GatewayProbe probe(process_metrics);
-  // Creating the gateway connects a client: this also checks every endpoint's syntax.
-  auto created = gateway::Gateway::Create(options, probe, context);
-  if (!created.ok()) return fail(created.error().message());
+  for (const auto* endpoints : {&options.splitters, &options.assemblers}) {
+    for (const auto& endpoint : *endpoints) {
+      if (auto valid = client::ValidateEndpoint(endpoint); !valid.ok()) {
+        return fail(valid.error().message());
+      }
+    }
+  }
+  // Checked without resolving or connecting: names resolve only inside the cluster.
   if (check_config) {
     nlohmann::ordered_json line = {{"service", "gateway"},
                                    {"admin_port", admin_options.port},
                                    {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
-                                   {"ports", {{"http", http.port}}}};
+                                   {"ports", {{"http", http.port}}},
+                                   {"drain_timeout_ms", drain_timeout_ms}};
     std::printf("%s\n", line.dump().c_str());
     return 0;
   }
+
+  zmq::context_t context(2);
+  metrics::ProcessMetrics process_metrics("gateway");
+  gateway::GatewayProbe probe(process_metrics);
+  auto created = gateway::Gateway::Create(options, probe, context);
+  if (!created.ok()) return fail(created.error().message());
   gateway::Gateway& service = **created;
 
   runtime::SetUpLogging("gateway", log_level);

@@ -16,30 +16,6 @@
 
 namespace {
 
-// The TCP port of a ZeroMQ bind endpoint "tcp://HOST:PORT" ("*" or 0: any free port), -1 for an
-// endpoint without a port (ipc://, inproc://), nullopt when malformed. For --check-config.
-std::optional<int> BindPort(const std::string& endpoint) {
-  if (endpoint.starts_with("ipc://") || endpoint.starts_with("inproc://")) return -1;
-  constexpr std::string_view kTcp = "tcp://";
-  auto colon = endpoint.rfind(':');
-  if (!endpoint.starts_with(kTcp) || colon == std::string::npos || colon <= kTcp.size()) {
-    return std::nullopt;
-  }
-  std::string digits = endpoint.substr(colon + 1);
-  if (digits == "*") return 0;
-  if (digits.empty() || digits.size() > 5 ||
-      digits.find_first_not_of("0123456789") != std::string::npos) {
-    return std::nullopt;
-  }
-  int port = std::stoi(digits);
-  if (port > 65535) return std::nullopt;
-  return port;
-}
-
-nlohmann::json PortJson(int port) {
-  return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,10 +85,13 @@ int main(int argc, char** argv) {
   options.write_timeout = std::chrono::milliseconds(write_timeout_ms);
   options.writer_id = writer_id >= 0 ? static_cast<uint32_t>(writer_id) : std::random_device{}();
   if (check_config) {
+    auto port_json = [](int port) {
+      return port < 0 ? nlohmann::json(nullptr) : nlohmann::json(port);
+    };
     // One JSON line on stdout: what this configuration would serve and use (deployment checks
     // compare it with the Kubernetes manifests). Nothing is bound or connected.
-    auto client_port = BindPort(options.client_bind);
-    auto ack_port = BindPort(options.ack_bind);
+    auto client_port = transport::BindPort(options.client_bind);
+    auto ack_port = transport::BindPort(options.ack_bind);
     if (!client_port || !ack_port) {
       std::fprintf(stderr,
                    "ddsplit-splitter: --%s must be tcp://HOST:PORT, ipc://PATH or "
@@ -137,7 +116,7 @@ int main(int argc, char** argv) {
         {"service", "splitter"},
         {"admin_port", admin_options.port},
         {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
-        {"ports", {{"client", PortJson(*client_port)}, {"ack", PortJson(*ack_port)}}},
+        {"ports", {{"client", port_json(*client_port)}, {"ack", port_json(*ack_port)}}},
         {"advertised_ack_endpoint",
          transport::AdvertisedEndpoint(options.ack_bind, options.advertise_host)},
         {"k", options.shape.k},

@@ -19,6 +19,18 @@ TEST_CASE("dns+tcp endpoints resolve to every address of the name") {
   CHECK(client::ResolveEndpoint("dns+tcp://:7100").error().code() == ErrorCode::kInvalidArgument);
 }
 
+TEST_CASE("endpoint syntax is checked without resolving the name") {
+  CHECK(client::ValidateEndpoint("dns+tcp://splitter.does-not-resolve.invalid:7200").ok());
+  CHECK(client::ValidateEndpoint("tcp://10.1.2.3:9").ok());
+  for (const char* bad : {"dns+tcp://splitter", "dns+tcp://:7200", "dns+tcp://s:72x0",
+                          "dns+tcp://s:99999", "http://s:80", "tcp://", ""}) {
+    CAPTURE(bad);
+    auto valid = client::ValidateEndpoint(bad);
+    REQUIRE(!valid.ok());
+    CHECK(valid.error().code() == ErrorCode::kInvalidArgument);
+  }
+}
+
 TEST_CASE("a client that names its splitters and assemblers by DNS reads and writes") {
   TestCluster tc;
   client::ClientOptions options;
