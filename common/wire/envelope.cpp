@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "common/base/key.h"
 #include "common/base/limits.h"
@@ -22,6 +23,16 @@ std::span<const std::byte> AlignedFrame::Of(std::span<const std::byte> bytes) {
   return {reinterpret_cast<const std::byte*>(storage_.data()), bytes.size()};
 }
 
+namespace {
+
+template <typename Vector>
+bool ElementsAligned(const Vector* vector) {
+  constexpr size_t kAlign = alignof(std::remove_pointer_t<typename Vector::return_type>);
+  return vector == nullptr || reinterpret_cast<uintptr_t>(vector->Data()) % kAlign == 0;
+}
+
+}  // namespace
+
 Result<const Envelope*> ParseEnvelope(std::span<const std::byte> frame) {
   if (frame.size() > kMaxEnvelopeBytes) {
     return ddsplit::Error(ddsplit::ErrorCode::kTooLarge, "envelope frame larger than 256 KiB");
@@ -39,6 +50,15 @@ Result<const Envelope*> ParseEnvelope(std::span<const std::byte> frame) {
   // A body type without its table would make every body_as_X() accessor return null.
   if (envelope->body_type() != Body::NONE && envelope->body() == nullptr) {
     return ddsplit::Error(ddsplit::ErrorCode::kMalformed, "envelope names a body type but has no body");
+  }
+  // The verifier checks a vector's length field but not that 8-byte elements are 8-aligned; a
+  // builder always aligns them, so a misaligned one is a forged buffer (reading it is UB).
+  if (!ElementsAligned(envelope->timings())) {
+    return ddsplit::Error(ddsplit::ErrorCode::kMalformed, "envelope timings are misaligned");
+  }
+  if (const auto* write = envelope->body_as_WriteFragment();
+      write != nullptr && !ElementsAligned(write->fragment_checksums())) {
+    return ddsplit::Error(ddsplit::ErrorCode::kMalformed, "fragment checksums are misaligned");
   }
   return envelope;
 }
