@@ -158,6 +158,9 @@ struct AssemblerServer::Read {
   uint64_t items_bytes = 0;
   // The latest store reply's time from the store's stamp until this loop took it up.
   uint64_t reply_wait_ns = 0;
+  // Versions found unreadable after they were chosen: treated as corrupt for the rest of the read.
+  std::array<Version, 4> excluded_versions{};
+  int excluded_count = 0;
   // List
   std::string prefix;
   std::string cursor;
@@ -351,6 +354,7 @@ std::optional<uint32_t> AssemblerServer::TakeSlot() {
   read.items_pending = 0;
   read.items_bytes = 0;
   read.reply_wait_ns = 0;
+  read.excluded_count = 0;
   return slot;
 }
 
@@ -556,6 +560,9 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
                            held->state() == wire::FragmentState::Corrupt, (*header)->index()};
       store->headers[i] = *header;
       store->header_bytes[i] = {reinterpret_cast<const char*>(held->header()->data()), held->header()->size()};
+      for (int e = 0; e < read.excluded_count; ++e) {
+        if (read.excluded_versions[e] == store->reports[i].version) store->reports[i].corrupt = true;
+      }
     }
   }
   if (reply->payload_error() != nullptr && reply->payload_error()->code() == wire::ErrorCode::Corrupt) {
@@ -729,10 +736,23 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
       }
     }
     if (whole_count + requested < k) {
-      return FinishWithError(slot, Error(ErrorCode::kUnavailable,
-                                         "only " + std::to_string(whole_count + requested) + " of the " +
-                                             std::to_string(k) + " fragments needed for version " +
-                                             v.ToString() + " are readable"));
+      // Fewer fragments of v turned out readable than its reports promised (a fragment found
+      // corrupt or a fetch failed after v was chosen). Choose again without v for this read:
+      // an older version is used only if v cannot have been acknowledged, else a clear error.
+      if (read.excluded_count == static_cast<int>(read.excluded_versions.size())) {
+        return FinishWithError(slot, Error(ErrorCode::kUnavailable,
+                                           "only " + std::to_string(whole_count + requested) +
+                                               " of the " + std::to_string(k) +
+                                               " fragments needed for version " + v.ToString() +
+                                               " are readable"));
+      }
+      read.excluded_versions[read.excluded_count++] = v;
+      for (auto& store : read.active_stores()) {
+        for (int i = 0; i < store.report_count; ++i) {
+          if (store.reports[i].version == v) store.reports[i].corrupt = true;
+        }
+      }
+      return Evaluate(slot, final);
     }
     return;  // wait for the whole fragments
   }
