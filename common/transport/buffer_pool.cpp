@@ -3,6 +3,8 @@
 #include <bit>
 #include <cstdlib>
 
+#include <malloc.h>
+
 namespace ddsplit::transport {
 
 BufferPool& BufferPool::Global() {
@@ -55,6 +57,9 @@ void BufferPool::Trim() {
     }
     for (void* buffer : idle) std::free(buffer);
   }
+  // glibc keeps freed memory in its heaps (and, after large frees, raises its mmap threshold so
+  // later large buffers come from the heap too): hand the free pages back to the system.
+  malloc_trim(0);
 }
 
 size_t BufferPool::IdleBytes() const {

@@ -26,13 +26,17 @@ class BufferPool {
   // Bytes currently held idle by the pool (for metrics).
   size_t IdleBytes() const;
 
-  // Frees every idle buffer. Services call it when they have been idle for a while so an idle
-  // process gives its memory back.
+  // Frees every idle buffer and returns the C library's free memory to the system
+  // (malloc_trim). Services call it when they have been idle for a while so an idle process
+  // gives its memory back.
   void Trim();
 
   static constexpr size_t kMinPooled = 4096;
-  // Idle bytes kept per size class; beyond this, released buffers are freed.
-  static constexpr size_t kMaxIdleBytesPerClass = 32ull << 20;
+  // Idle bytes kept per size class; beyond this, released buffers are freed. Large enough for
+  // the parity of a splitter's in-flight byte budget (512 MiB of records, m/k = 1/2), so a
+  // steady load of large records reuses buffers instead of allocating; an idle service gives
+  // everything back with Trim().
+  static constexpr size_t kMaxIdleBytesPerClass = 256ull << 20;
 
  private:
   struct SizeClass {

@@ -1,6 +1,8 @@
 #include "common/transport/transport.h"
 
 #include <algorithm>
+#include <mutex>
+#include <new>
 
 namespace ddsplit::transport {
 
@@ -123,8 +125,45 @@ zmq::message_t BorrowedMessage(std::span<const std::byte> bytes,
   return zmq::message_t(const_cast<std::byte*>(bytes.data()), bytes.size(), release, hint);
 }
 
+namespace {
+
+// Idle SharedFrame objects. Never destroyed: ZeroMQ may release slices during static
+// destruction. Bounded so a burst does not pin memory for ever.
+class SharedFrameFreeList {
+ public:
+  static constexpr size_t kMaxIdle = 4096;
+  static SharedFrameFreeList& Get() {
+    static auto* list = new SharedFrameFreeList();
+    return *list;
+  }
+  void* Take() {
+    std::lock_guard lock(mutex_);
+    if (idle_.empty()) return nullptr;
+    void* object = idle_.back();
+    idle_.pop_back();
+    return object;
+  }
+  // False when the list is full: the caller frees the object.
+  bool Put(void* object) {
+    std::lock_guard lock(mutex_);
+    if (idle_.size() >= kMaxIdle) return false;
+    idle_.push_back(object);
+    return true;
+  }
+
+ private:
+  SharedFrameFreeList() { idle_.reserve(256); }
+  std::mutex mutex_;
+  std::vector<void*> idle_;
+};
+
+}  // namespace
+
 SharedFrame* SharedFrame::Adopt(zmq::message_t&& message) {
-  return new SharedFrame(std::move(message));
+  void* memory = SharedFrameFreeList::Get().Take();
+  auto* frame = memory != nullptr ? new (memory) SharedFrame() : new SharedFrame();
+  frame->message_ = std::move(message);
+  return frame;
 }
 
 std::span<const std::byte> SharedFrame::bytes() const { return Bytes(message_); }
@@ -139,7 +178,10 @@ void SharedFrame::ReleaseSlice(void* /*data*/, void* hint) {
 }
 
 void SharedFrame::Release() {
-  if (references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  if (references_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  // Last reference: free the message now, keep the object's memory for the next Adopt().
+  this->~SharedFrame();
+  if (!SharedFrameFreeList::Get().Put(this)) ::operator delete(this);
 }
 
 long PollTimeoutMs(SteadyTime now, SteadyTime deadline, std::chrono::milliseconds cap) {

@@ -70,6 +70,9 @@ zmq::message_t BorrowedMessage(std::span<const std::byte> bytes,
 
 // A message holding a slice of a received message without copying: the received message is
 // kept alive (reference-counted) until every slice taken from it has been released.
+// SharedFrame objects are recycled through a process-wide free list (bounded), so adopting a
+// message does not allocate on the hot path. Thread-safe: slices may be released on ZeroMQ's
+// I/O threads while another thread adopts.
 class SharedFrame {
  public:
   // Takes ownership of `message`; the returned handle holds one reference until Release().
@@ -80,7 +83,7 @@ class SharedFrame {
   void Release();
 
  private:
-  explicit SharedFrame(zmq::message_t&& message) : message_(std::move(message)) {}
+  SharedFrame() = default;
   static void ReleaseSlice(void* data, void* hint);
   zmq::message_t message_;
   std::atomic<int> references_{1};

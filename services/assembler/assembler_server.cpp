@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include "common/base/key.h"
 #include "common/base/limits.h"
@@ -23,6 +25,7 @@ constexpr auto kIdleTrimAfter = std::chrono::seconds(2);
 constexpr int kMaxReportsPerStore = 4;
 constexpr uint64_t kRangedFlag = 1;
 constexpr size_t kMaxListReplyBytes = kMaxEnvelopeBytes / 2;
+constexpr size_t kMaxKeptEnvelopeBytes = 4096;  // per store of a read slot, between reads
 
 bool Readable(const zmq::pollitem_t& item) { return (item.revents & ZMQ_POLLIN) != 0; }
 
@@ -82,9 +85,16 @@ struct AssemblerServer::StoreState {
   std::array<VersionReport, kMaxReportsPerStore> reports{};
   std::array<const wire::FragmentHeader*, kMaxReportsPerStore> headers{};
   std::array<std::string_view, kMaxReportsPerStore> header_bytes{};
-  zmq::message_t envelope;  // the reply the reports and headers point into
-  wire::AlignedFrame aligned;
-  const wire::Envelope* Envelope() { return wire::GetEnvelope(aligned.Of(envelope).data()); }
+  // A copy of the latest reply kept (8-byte aligned; the reports and headers point into it).
+  // Copied so the received frame, and the ZeroMQ receive buffer it may share with other
+  // messages, is released at once instead of pinning that buffer until the read ends.
+  // Capacity is reused from read to read.
+  std::vector<uint64_t> envelope;
+  const wire::Envelope* Envelope() const { return wire::GetEnvelope(envelope.data()); }
+  void KeepEnvelope(std::span<const std::byte> bytes) {
+    envelope.resize((bytes.size() + sizeof(uint64_t) - 1) / sizeof(uint64_t));
+    std::memcpy(envelope.data(), bytes.data(), bytes.size());
+  }
   zmq::message_t payload;
   bool has_payload = false;
   bool payload_ranged = false;
@@ -96,7 +106,9 @@ struct AssemblerServer::StoreState {
     outstanding = 0;
     answered = failed = slow = full_requested = has_payload = payload_ranged = false;
     report_count = 0;
-    envelope = zmq::message_t();
+    envelope.clear();
+    // Listing replies can be large: do not keep their memory in every slot.
+    if (envelope.capacity() * sizeof(uint64_t) > kMaxKeptEnvelopeBytes) envelope = {};
     payload = zmq::message_t();
     payload_index = -1;
   }
@@ -323,19 +335,21 @@ void AssemblerServer::Run(int stop_fd) {
   }
 }
 
-void AssemblerServer::SendToClient(zmq::message_t& client, std::span<zmq::message_t> body) {
-  std::vector<zmq::message_t> frames;
-  frames.reserve(body.size() + 1);
-  frames.push_back(std::move(client));
-  for (auto& frame : body) frames.push_back(std::move(frame));
-  auto sent = transport::SendMultipart(clients_, frames);
+void AssemblerServer::SendToClient(zmq::message_t& client, zmq::message_t&& head,
+                                   std::span<zmq::message_t> payload) {
+  // A member vector, so the frame list's capacity is reused from answer to answer.
+  reply_frames_.clear();
+  reply_frames_.push_back(std::move(client));
+  reply_frames_.push_back(std::move(head));
+  for (auto& frame : payload) reply_frames_.push_back(std::move(frame));
+  auto sent = transport::SendMultipart(clients_, reply_frames_);
   if (!sent.ok() || *sent != transport::SendOutcome::kSent) probe_.ReplyUndeliverable();
+  reply_frames_.clear();  // unsent frames are not kept alive until the next answer
 }
 
 void AssemblerServer::ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error) {
-  zmq::message_t body = writer_.FinishError(request_id, error);
   zmq::message_t id = std::move(client);
-  SendToClient(id, std::span(&body, 1));
+  SendToClient(id, writer_.FinishError(request_id, error));
 }
 
 std::optional<uint32_t> AssemblerServer::TakeSlot() {
@@ -425,15 +439,7 @@ void AssemblerServer::HandleClientMessage(std::vector<zmq::message_t>& frames, b
       } else if (get != nullptr) {
         read.suffix_length = get->suffix_length();
       }
-      // Round 1: data fragments (only what a range needs) from the data stores, versions
-      // from the rest.
-      const int k = options_.shape.k;
-      bool wants_bytes = kind == ReadKind::kGet;
-      for (size_t pos = 0; pos < read.store_count; ++pos) {
-        bool data = wants_bytes && static_cast<int>(pos) < k;
-        bool ranged = read.ranged || read.suffix_length > 0;
-        SendFetch(read, read.stores[pos], data, data && ranged, std::nullopt, kind == ReadKind::kStat);
-      }
+      SendFirstRound(read, kind == ReadKind::kGet, kind == ReadKind::kStat);
       Evaluate(slot, false);
       return;
     }
@@ -479,8 +485,33 @@ uint32_t AssemblerServer::StartKeyRead(ReadKind kind, std::string_view key, Stea
   return slot;
 }
 
-bool AssemblerServer::SendFetch(Read& read, StoreState& store, bool want_payload, bool ranged,
-                                std::optional<Version> version, bool verify) {
+void AssemblerServer::SendFirstRound(Read& read, bool wants_bytes, bool verify) {
+  // Round 1: data fragments (only what a range needs) from the data stores, versions from the
+  // rest. Every store of a kind gets a copy of one frame: shared bytes, no allocation.
+  const bool ranged = read.ranged || read.suffix_length > 0;
+  zmq::message_t data_request;
+  if (wants_bytes) data_request = BuildFetch(read, true, ranged, std::nullopt, verify);
+  zmq::message_t versions_request = BuildFetch(read, false, false, std::nullopt, verify);
+  for (size_t pos = 0; pos < read.store_count; ++pos) {
+    bool data = wants_bytes && static_cast<int>(pos) < options_.shape.k;
+    SendFetch(read.stores[pos], data ? data_request : versions_request);
+  }
+}
+
+bool AssemblerServer::SendFetch(StoreState& store, zmq::message_t& request) {
+  zmq::message_t frame;
+  frame.copy(request);
+  auto sent = transport::SendMultipart(store_sockets_[store.socket], std::span(&frame, 1));
+  if (!sent.ok() || *sent != transport::SendOutcome::kSent) {
+    store.failed = true;
+    return false;
+  }
+  ++store.outstanding;
+  return true;
+}
+
+zmq::message_t AssemblerServer::BuildFetch(const Read& read, bool want_payload, bool ranged,
+                                           std::optional<Version> version, bool verify) {
   writer_.Reset();
   auto& fbb = writer_.fbb();
   auto key = fbb.CreateString(read.key);
@@ -493,15 +524,7 @@ bool AssemblerServer::SendFetch(Read& read, StoreState& store, bool want_payload
   if (ranged && read.ranged) body.add_range(&range);
   if (ranged && !read.ranged) body.add_suffix_length(read.suffix_length);
   body.add_verify(verify);
-  zmq::message_t frame =
-      writer_.Finish(RequestId(read.generation, read.slot, ranged ? kRangedFlag : 0), body.Finish());
-  auto sent = transport::SendMultipart(store_sockets_[store.socket], std::span(&frame, 1));
-  if (!sent.ok() || *sent != transport::SendOutcome::kSent) {
-    store.failed = true;
-    return false;
-  }
-  ++store.outstanding;
-  return true;
+  return writer_.Finish(RequestId(read.generation, read.slot, ranged ? kRangedFlag : 0), body.Finish());
 }
 
 void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::message_t>& frames) {
@@ -525,11 +548,16 @@ void AssemblerServer::HandleStoreReply(size_t socket_index, std::vector<zmq::mes
   if (store->outstanding > 0) --store->outstanding;
   read.reply_wait_ns = metrics::WaitSince(
       (*envelope)->sent_at_ns(), wake_ns_ + ElapsedNanos(wake_steady_, receive_started_));
-  // The store keeps the reply: its version reports point into it.
   zmq::message_t payload = frames.size() == 2 ? std::move(frames[1]) : zmq::message_t();
   bool has_payload_frame = frames.size() == 2;
-  store->envelope = std::move(frames[0]);
-  const wire::Envelope& env = *store->Envelope();
+  const wire::Envelope* parsed = *envelope;  // valid while `frames` and aligned_reply_ are
+  if (parsed->body_as_FetchReply() != nullptr || parsed->body_as_ListKeysReply() != nullptr) {
+    // The store keeps this reply: its version reports will point into it. An error reply
+    // leaves the store's earlier reply (and the reports into it) in place.
+    store->KeepEnvelope(Bytes(frames[0]));
+    parsed = store->Envelope();
+  }
+  const wire::Envelope& env = *parsed;
 
   if (read.kind == ReadKind::kList) {
     if (env.body_as_ListKeysReply() != nullptr) {
@@ -679,7 +707,8 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
   }
   SteadyTime now = clock_.Now();
   if (!missing) {
-    std::vector<zmq::message_t> frames;
+    auto& frames = answer_frames_;
+    frames.clear();
     for (int i = 0; i < k; ++i) {
       if (!needed[i]) continue;
       StoreState& store = *piece[i];
@@ -696,7 +725,9 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
     const uint64_t fetch_queue_ns = std::min(read.reply_wait_ns, fetch_ns);
     read.timings.Add(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
     probe_.StageObserved(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
-    return ReplyRecord(slot, v, std::move(frames), range, false);
+    ReplyRecord(slot, v, frames, range, false);
+    frames.clear();
+    return;
   }
   if (waiting_for_data && !final) return;
 
@@ -717,18 +748,22 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
     int need = k - whole_count - requested;
     if (need > 0) {
       // Ask holders of v for whole fragments, data fragments first.
-      std::vector<std::pair<int, StoreState*>> candidates;
+      std::array<std::pair<int, StoreState*>, kMaxFragments> candidates;  // a key read: <= k + m
+      size_t candidate_count = 0;
       for (auto& store : read.active_stores()) {
         if (store.failed || store.full_requested || !store.HoldsHealthy(v)) continue;
         if (store.HasPayloadOf(v) && !store.payload_ranged) continue;
-        candidates.emplace_back(store.HeaderOf(v)->index(), &store);
+        candidates[candidate_count++] = {store.HeaderOf(v)->index(), &store};
       }
-      std::sort(candidates.begin(), candidates.end(),
+      auto asked = std::span(candidates.data(), candidate_count);
+      std::sort(asked.begin(), asked.end(),
                 [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (auto& [index, store] : candidates) {
+      zmq::message_t whole_request;  // one frame, a copy to each store asked
+      for (auto& [index, store] : asked) {
         if (need == 0) break;
         store->full_requested = true;
-        if (SendFetch(read, *store, true, false, v, false)) {
+        if (whole_request.size() == 0) whole_request = BuildFetch(read, true, false, v, false);
+        if (SendFetch(*store, whole_request)) {
           --need;
           ++requested;
           if (store->slow || index >= k) probe_.HedgedFetch();
@@ -776,7 +811,8 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
   auto status = rs->Reconstruct(std::span(available.data(), available_count), layout.fragment_size(),
                                 std::span(outputs.data(), output_count));
   if (!status.ok()) return FinishWithError(slot, status.error());
-  std::vector<zmq::message_t> frames;
+  auto& frames = answer_frames_;
+  frames.clear();
   for (int i = 0; i < k; ++i) {
     if (!needed[i]) continue;
     auto overlap = layout.OverlapInFragment(i, range);
@@ -801,7 +837,8 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
   probe_.StageObserved(Stage::kFetch, fetch_queue_ns, fetch_ns - fetch_queue_ns);
   probe_.StageObserved(Stage::kDecode, 0, ElapsedNanos(decode_start, decoded));
   probe_.DegradedRead();
-  ReplyRecord(slot, v, std::move(frames), range, true);
+  ReplyRecord(slot, v, frames, range, true);
+  frames.clear();
 }
 
 // ------------------------------------------------------------------------------ replies
@@ -839,7 +876,7 @@ flatbuffers::Offset<wire::RecordInfo> BuildRecordInfo(flatbuffers::FlatBufferBui
 
 }  // namespace
 
-void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::vector<zmq::message_t>&& frames,
+void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::span<zmq::message_t> frames,
                                   codec::ByteSpan range, bool degraded) {
   Read& read = *slots_[slot];
   const wire::FragmentHeader* header = nullptr;
@@ -871,7 +908,7 @@ void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::vector<zm
         break;
       }
     }
-    return CompleteMultiGetItem(slot, std::nullopt, std::move(frames));
+    return CompleteMultiGetItem(slot, std::nullopt, frames);
   }
   writer_.Reset();
   auto& fbb = writer_.fbb();
@@ -884,11 +921,8 @@ void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::vector<zm
   if (read.kind != ReadKind::kHead) reply.add_range(&wire_range);
   reply.add_payload_frames(static_cast<uint32_t>(frames.size()));
   reply.add_degraded(degraded);
-  std::vector<zmq::message_t> body;
-  body.reserve(frames.size() + 1);
-  body.push_back(writer_.Finish(read.request_id, reply.Finish(), read.timings.view()));
-  for (auto& frame : frames) body.push_back(std::move(frame));
-  SendToClient(read.client, body);
+  SendToClient(read.client, writer_.Finish(read.request_id, reply.Finish(), read.timings.view()),
+               frames);
   probe_.RecordBytesSent(bytes);
   probe_.StageObserved(Stage::kReply, 0, ElapsedNanos(reply_start, clock_.Now()));
   OperationOf(read.kind).Finished(ErrorCode::kOk, ElapsedNanos(read.received, now));
@@ -928,9 +962,9 @@ void AssemblerServer::ReplyStat(uint32_t slot, const VersionChoice& choice) {
                                                    state, store.report_count > 0 ? &newest : nullptr));
   }
   auto fragments_offset = fbb.CreateVector(fragments);
-  zmq::message_t body = writer_.Finish(read.request_id, wire::CreateStatReply(fbb, info, fragments_offset),
-                                       read.timings.view());
-  SendToClient(read.client, std::span(&body, 1));
+  SendToClient(read.client, writer_.Finish(read.request_id,
+                                           wire::CreateStatReply(fbb, info, fragments_offset),
+                                           read.timings.view()));
   OperationOf(read.kind).Finished(ErrorCode::kOk, ElapsedNanos(read.received, clock_.Now()));
   Release(slot);
 }
@@ -939,8 +973,7 @@ void AssemblerServer::FinishWithError(uint32_t slot, const Error& error) {
   Read& read = *slots_[slot];
   if (read.kind == ReadKind::kMultiGetItem) return CompleteMultiGetItem(slot, error, {});
   OperationOf(read.kind).Finished(error.code(), ElapsedNanos(read.received, clock_.Now()));
-  zmq::message_t body = writer_.FinishError(read.request_id, error, read.timings.view());
-  SendToClient(read.client, std::span(&body, 1));
+  SendToClient(read.client, writer_.FinishError(read.request_id, error, read.timings.view()));
   Release(slot);
 }
 
@@ -992,9 +1025,7 @@ void AssemblerServer::StartMultiGet(zmq::message_t&& client, uint64_t request_id
       read.parent_generation = parent_generation;
       read.item_index = i;
       read.request_id = request_id;
-      for (size_t pos = 0; pos < read.store_count; ++pos) {
-        SendFetch(read, read.stores[pos], static_cast<int>(pos) < options_.shape.k, false, std::nullopt, false);
-      }
+      SendFirstRound(read, true, false);
       Evaluate(slot, false);
       continue;
     }
@@ -1003,7 +1034,7 @@ void AssemblerServer::StartMultiGet(zmq::message_t&& client, uint64_t request_id
 }
 
 void AssemblerServer::CompleteMultiGetItem(uint32_t slot, std::optional<Error> error,
-                                           std::vector<zmq::message_t>&& frames) {
+                                           std::span<zmq::message_t> frames) {
   Read& read = *slots_[slot];
   uint32_t parent = read.parent;
   size_t index = read.item_index;
@@ -1022,7 +1053,8 @@ void AssemblerServer::CompleteMultiGetItem(uint32_t slot, std::optional<Error> e
       item.error = Error(ErrorCode::kTooLarge, "MultiGet answer would exceed its size limit");
     } else {
       multi.items_bytes += bytes;
-      item.frames = std::move(frames);
+      item.frames.assign(std::make_move_iterator(frames.begin()),
+                         std::make_move_iterator(frames.end()));
     }
   }
   if (--multi.items_pending == 0) ReplyMultiGet(parent);
@@ -1054,16 +1086,16 @@ void AssemblerServer::ReplyMultiGet(uint32_t parent) {
     items.push_back(wire::CreateMultiGetItem(fbb, info, 0, static_cast<uint32_t>(item.frames.size())));
   }
   auto items_offset = fbb.CreateVector(items);
-  std::vector<zmq::message_t> body;
-  body.push_back(writer_.Finish(multi.request_id, wire::CreateMultiGetReply(fbb, items_offset)));
+  zmq::message_t head = writer_.Finish(multi.request_id, wire::CreateMultiGetReply(fbb, items_offset));
+  std::vector<zmq::message_t> payload;
   uint64_t bytes = 0;
   for (auto& item : multi.items) {
     for (auto& frame : item.frames) {
       bytes += frame.size();
-      body.push_back(std::move(frame));
+      payload.push_back(std::move(frame));
     }
   }
-  SendToClient(multi.client, body);
+  SendToClient(multi.client, std::move(head), payload);
   probe_.RecordBytesSent(bytes);
   probe_.multi_get().Finished(ErrorCode::kOk, ElapsedNanos(multi.received, clock_.Now()));
   Release(parent);
@@ -1188,7 +1220,7 @@ void AssemblerServer::FinishList(uint32_t slot, bool final) {
   probe_.StageObserved(Stage::kList, 0, ElapsedNanos(merge_start, now));
   zmq::message_t body = writer_.Finish(read.request_id, wire::CreateListReply(fbb, entries_offset, cursor_offset),
                                        read.timings.view());
-  SendToClient(read.client, std::span(&body, 1));
+  SendToClient(read.client, std::move(body));
   probe_.list().Finished(ErrorCode::kOk, ElapsedNanos(read.received, now));
   Release(slot);
 }

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -70,20 +71,29 @@ class AssemblerServer {
                  SteadyTime received);
   void StartMultiGet(zmq::message_t&& client, uint64_t request_id,
                      const wire::MultiGetRequest& request, SteadyTime received);
-  bool SendFetch(Read& read, StoreState& store, bool want_payload, bool ranged,
-                 std::optional<Version> version, bool verify);
+  // Round 1 of a key read: the data stores asked for bytes (when `wants_bytes`), the others
+  // for versions only.
+  void SendFirstRound(Read& read, bool wants_bytes, bool verify);
+  zmq::message_t BuildFetch(const Read& read, bool want_payload, bool ranged,
+                            std::optional<Version> version, bool verify);
+  // Sends a copy of `request` (its bytes shared) to `store`; false, with the store marked
+  // failed, when it cannot be queued.
+  bool SendFetch(StoreState& store, zmq::message_t& request);
   void Evaluate(uint32_t slot, bool final);
   void AssembleOrFetch(uint32_t slot, const VersionChoice& choice, bool final);
   void FinishList(uint32_t slot, bool final);
-  void ReplyRecord(uint32_t slot, Version version, std::vector<zmq::message_t>&& frames,
+  // Answers with `frames` as the payload (moved from).
+  void ReplyRecord(uint32_t slot, Version version, std::span<zmq::message_t> frames,
                    codec::ByteSpan range, bool degraded);
   void ReplyStat(uint32_t slot, const VersionChoice& choice);
   void FinishWithError(uint32_t slot, const Error& error);
-  void CompleteMultiGetItem(uint32_t slot, std::optional<Error> error, std::vector<zmq::message_t>&& frames);
+  void CompleteMultiGetItem(uint32_t slot, std::optional<Error> error, std::span<zmq::message_t> frames);
   void ReplyMultiGet(uint32_t parent);
   void Release(uint32_t slot);
   void CheckTimers(SteadyTime now);
-  void SendToClient(zmq::message_t& client, std::span<zmq::message_t> body);
+  // Sends [client, head, payload...]; the frames are moved from.
+  void SendToClient(zmq::message_t& client, zmq::message_t&& head,
+                    std::span<zmq::message_t> payload = {});
   void ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error);
   codec::ReedSolomon* CodecFor(int k, int m);
   metrics::OperationMetrics& OperationOf(ReadKind kind);
@@ -104,6 +114,10 @@ class AssemblerServer {
   size_t in_flight_ = 0;
   SteadyTime next_timer_scan_{};
   wire::MessageWriter writer_;
+  // Frame lists reused from answer to answer (no per-record vector): the payload frames of the
+  // record being answered, and the whole reply as sent.
+  std::vector<zmq::message_t> answer_frames_;
+  std::vector<zmq::message_t> reply_frames_;
   wire::AlignedFrame aligned_request_;
   wire::AlignedFrame aligned_reply_;
   // Observability: when the loop's poll last returned (Unix ns and steady), when the message
