@@ -72,6 +72,15 @@ int main(int argc, char** argv) {
       ->envname("DDSPLIT_HEDGE_MS")->capture_default_str();
   app.add_option("--max-in-flight", options.max_in_flight_reads, "Reads in flight before answering BUSY")
       ->envname("DDSPLIT_MAX_IN_FLIGHT")->capture_default_str();
+  app.add_option("--repair-ack-bind", options.repair_ack_bind,
+                 "PULL endpoint where stores acknowledge repaired fragments")
+      ->envname("DDSPLIT_REPAIR_ACK_BIND")->capture_default_str();
+  app.add_option("--advertise-host", options.advertise_host,
+                 "Host the stores reach --repair-ack-bind at (empty: as bound)")
+      ->envname("DDSPLIT_ADVERTISE_HOST");
+  app.add_option("--read-repair", options.read_repair,
+                 "Degraded reads schedule a repair of their key (true/false)")
+      ->envname("DDSPLIT_READ_REPAIR")->capture_default_str();
   app.add_option("--admin-host", admin_options.host, "Admin HTTP host")->envname("DDSPLIT_ADMIN_HOST")->capture_default_str();
   app.add_option("--admin-port", admin_options.port, "Admin HTTP port (0: any)")->envname("DDSPLIT_ADMIN_PORT")->capture_default_str();
   app.add_option("--announce-fd", announce_fd, "Write a JSON line with the bound endpoints to this fd when ready");
