@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -351,6 +352,40 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
   const double passes = scrub_metric("ddsplit_fragstore_scrub_passes_total");
   REQUIRE(WaitFor([&] { return scrub_metric("ddsplit_fragstore_scrub_passes_total") >= passes + 2; }, 20s));
   CHECK(scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") == corrupt);
+}
+
+// A measurement, not a check: DDSPLIT_HEAL_BENCH_MB=<n> writes n MiB in 1 MiB records, replaces
+// a store by an empty one and reports the heal's rate. Skipped without the variable.
+TEST_CASE("heal rate of a replaced store (DDSPLIT_HEAL_BENCH_MB)") {
+  const char* env = std::getenv("DDSPLIT_HEAL_BENCH_MB");
+  if (env == nullptr) return;
+  const int megabytes = std::atoi(env);
+  cluster::ClusterOptions options;
+  options.extra_assembler_args = {"--read-repair=false"};
+  TestCluster tc(options);
+  auto& c = tc.client();
+  std::vector<std::string> keys;
+  auto value = RandomBytes(1 << 20, 5);
+  for (int i = 0; i < megabytes; ++i) {
+    keys.push_back("bench/" + std::to_string(i));
+    client::PutArgs args;
+    args.key = keys.back();
+    value[0] = static_cast<std::byte>(i);
+    args.value = value;
+    REQUIRE(c.Put(args).ok());
+  }
+  REQUIRE(WaitForFullRedundancy(c, keys, 60s));
+  ReplaceStoreByEmptyOne(tc, 3);
+  REQUIRE(WaitForAllStoresReachable(c, keys.front(), 30s));
+  auto report = heal::Heal(c, {});
+  REQUIRE(report.ok());
+  CHECK(report->failures == 0);
+  MESSAGE("healed " << report->repaired << " records, " << report->fragments_rebuilt
+                    << " fragments, " << report->bytes_written / 1048576.0 << " MiB written, "
+                    << report->bytes_read / 1048576.0 << " MiB read in " << report->seconds
+                    << " s: " << report->bytes_written / 1048576.0 / report->seconds
+                    << " MiB/s written, " << report->repaired / report->seconds << " records/s");
+  CHECK(WaitForFullRedundancy(c, keys, 30s));
 }
 
 }  // namespace

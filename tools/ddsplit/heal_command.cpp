@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "tools/heal/heal.h"
 
@@ -44,8 +45,41 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
   heal->add_option("--metrics-file", *metrics_file,
                    "Write the summary as Prometheus text to this file (textfile collector)");
   heal->add_flag("--quiet", *quiet, "No progress line even on a terminal");
+  auto every = std::make_shared<int64_t>(0);
+  heal->add_option("--every", *every,
+                   "Run as a background loop: heal, then again every SECONDS, until stopped "
+                   "(the exit status is then only for failing to connect or list)")
+      ->capture_default_str();
   heal->callback([=] {
     auto c = connect();
+    if (*every > 0) {
+      while (true) {
+        heal::HealOptions run = *options;
+        const auto started = std::chrono::steady_clock::now();
+        auto result = heal::Heal(*c, run);
+        if (!result.ok()) {
+          std::fprintf(stderr, "ddsplit: heal: %s\n", result.error().ToString().c_str());
+        } else {
+          std::printf("heal: %llu records checked, %llu lacking redundancy, %llu repaired, %llu "
+                      "fragments rebuilt, %s written in %.1fs, %llu failures\n",
+                      static_cast<unsigned long long>(result->keys_checked),
+                      static_cast<unsigned long long>(result->at_risk),
+                      static_cast<unsigned long long>(result->repaired),
+                      static_cast<unsigned long long>(result->fragments_rebuilt),
+                      HumanBytes(result->bytes_written).c_str(), result->seconds,
+                      static_cast<unsigned long long>(result->failures));
+          std::fflush(stdout);
+          if (!metrics_file->empty()) {
+            std::ofstream out(*metrics_file + ".tmp");
+            out << heal::ReportMetrics(*result);
+            out.close();
+            if (out) std::rename((*metrics_file + ".tmp").c_str(), metrics_file->c_str());
+          }
+        }
+        // Pacing between passes, not synchronisation.
+        std::this_thread::sleep_until(started + std::chrono::seconds(*every));
+      }
+    }
     const bool tty = !*quiet && isatty(STDERR_FILENO) == 1;
     heal::HealOptions run = *options;
     if (tty) {
