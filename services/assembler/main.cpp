@@ -116,6 +116,14 @@ int main(int argc, char** argv) {
                    options.client_bind.c_str());
       return 2;
     }
+    auto repair_port = BindPort(options.repair_ack_bind);
+    if (!repair_port) {
+      std::fprintf(stderr,
+                   "ddsplit-assembler: --repair-ack-bind must be tcp://HOST:PORT, ipc://PATH or "
+                   "inproc://NAME, got '%s'\n",
+                   options.repair_ack_bind.c_str());
+      return 2;
+    }
     if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
       std::fprintf(stderr,
                    "ddsplit-assembler: --admin-host must be set and --admin-port be 0..65535\n");
@@ -131,7 +139,8 @@ int main(int argc, char** argv) {
     nlohmann::json config = {{"service", "assembler"},
                              {"admin_port", admin_options.port},
                              {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
-                             {"ports", {{"client", PortJson(*client_port)}}},
+                             {"ports", {{"client", PortJson(*client_port)},
+                                        {"repair-ack", PortJson(*repair_port)}}},
                              {"k", options.shape.k},
                              {"m", options.shape.m},
                              {"write_quorum", options.shape.EffectiveQuorum()},

@@ -1,7 +1,5 @@
 #include "services/assembler/repairer.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <map>
 #include <unordered_map>
@@ -23,6 +21,7 @@ using transport::Bytes;
 constexpr auto kPollCap = std::chrono::milliseconds(50);
 constexpr auto kConnectWait = std::chrono::milliseconds(2000);
 constexpr auto kDownMemory = std::chrono::seconds(5);
+constexpr size_t kMaxReportsPerStore = 4;  // as many as a read considers
 
 // What one store said about the key.
 struct StoreView {
@@ -108,7 +107,10 @@ Result<std::unique_ptr<RepairWorker>> RepairWorker::Start(RepairOptions options,
 }
 
 RepairWorker::~RepairWorker() {
-  stop_ = true;
+  {
+    std::lock_guard lock(mutex_);  // so the worker cannot miss the wake-up
+    stop_ = true;
+  }
   ready_.notify_all();
   if (thread_.joinable()) thread_.join();
 }
@@ -121,8 +123,11 @@ Status RepairWorker::Init() {
   if (!placement.ok()) return std::move(placement).error();
   s->placement = std::make_unique<placement::Placement>(std::move(*placement));
   for (size_t i = 0; i < options_.stores.size(); ++i) {
+    // No ZeroMQ heartbeats on the repair sockets: they sit idle most of the time, and every
+    // exchange has its own deadline (a store that stopped answering is found out by it).
     transport::SocketOptions read_options;
     read_options.immediate = true;
+    read_options.heartbeat_ivl_ms = 0;
     auto dealer = transport::MakeSocket(context_, zmq::socket_type::dealer, read_options);
     if (!dealer.ok()) return std::move(dealer).error();
     DDSPLIT_RETURN_IF_ERROR(transport::Connect(*dealer, options_.stores[i].read));
@@ -130,6 +135,7 @@ Status RepairWorker::Init() {
     transport::SocketOptions push_options;
     push_options.immediate = true;  // a store that is down fails the write at once
     push_options.send_hwm = 64;
+    push_options.heartbeat_ivl_ms = 0;
     auto push = transport::MakeSocket(context_, zmq::socket_type::push, push_options);
     if (!push.ok()) return std::move(push).error();
     DDSPLIT_RETURN_IF_ERROR(transport::Connect(*push, options_.stores[i].ingest));
@@ -141,6 +147,7 @@ Status RepairWorker::Init() {
   transport::SocketOptions ack_options;
   ack_options.receive_hwm = 10000;
   ack_options.max_message_bytes = 1 << 16;
+  ack_options.heartbeat_ivl_ms = 0;
   auto acks = transport::MakeSocket(context_, zmq::socket_type::pull, ack_options);
   if (!acks.ok()) return std::move(acks).error();
   s->acks = std::move(*acks);
@@ -153,6 +160,7 @@ Status RepairWorker::Init() {
   transport::SocketOptions pair_options;
   pair_options.send_hwm = 100000;
   pair_options.receive_hwm = 100000;
+  pair_options.heartbeat_ivl_ms = 0;
   auto mine = transport::MakeSocket(context_, zmq::socket_type::pair, pair_options);
   if (!mine.ok()) return std::move(mine).error();
   results_ = std::move(*mine);
@@ -221,9 +229,7 @@ void RepairWorker::Finish(Job& job, const Result<RepairOutcome>& outcome) {
     probe_.RepairFailed();
   }
   if (job.read_repair) {
-    if (!outcome.ok() && outcome.error().code() != ErrorCode::kNotFound) {
-      spdlog::warn("read repair of {:?} failed: {}", job.key, outcome.error().ToString());
-    }
+    // Failures are counted (RepairFailed), not logged: a degraded cluster would flood the log.
     std::lock_guard lock(mutex_);
     read_repair_keys_.erase(job.key);
     return;
@@ -369,6 +375,8 @@ bool ParseVersions(const zmq::message_t& envelope, StoreView& view) {
   view.checksums.clear();
   if (reply->versions() == nullptr) return true;
   for (const auto* held : *reply->versions()) {
+    // Newest first; like a read, look at a few only (ChooseVersion's tally is bounded).
+    if (view.reports.size() == kMaxReportsPerStore) break;
     auto header = wire::ParseFragmentHeader(held->header());
     if (!header.ok()) continue;
     view.reports.push_back({wire::FromWire(held->version()), held->committed(), (*header)->tombstone(),
@@ -676,9 +684,7 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
       if (found == pending.end()) continue;  // a late ack of an earlier repair
       int i = found->second;
       pending.erase(found);
-      if (ack->error() != nullptr) {
-        spdlog::warn("repair of {:?} fragment {} refused by store {}: {}", std::string(key), i,
-                     ack->store_id(), wire::View(ack->error()->message()));
+      if (ack->error() != nullptr) {  // refused (counted as a failed fragment)
         outcome.failed.push_back(static_cast<uint8_t>(i));
         outcome.bytes_written -= layout.StoredSize(i);
       } else {
