@@ -698,14 +698,18 @@ void Client::RepairAsync(std::string_view key, bool dry_run, Callback<RepairResu
   auto handler = Expect<wire::RepairReply>(
       std::move(done), "Repair", [](const wire::RepairReply& reply, const wire::Envelope&, auto) {
         RepairResult result;
-        result.kind = static_cast<RepairKind>(
-            std::min<uint8_t>(static_cast<uint8_t>(reply.outcome()), static_cast<uint8_t>(RepairKind::kWouldRepair)));
+        result.kind = static_cast<RepairKind>(std::min<uint8_t>(
+            static_cast<uint8_t>(reply.outcome()), static_cast<uint8_t>(RepairKind::kWouldRepair)));
         result.version = wire::FromWire(reply.version());
         result.fragments = reply.fragments();
         result.k = reply.k();
         result.healthy_before = reply.healthy_before();
-        if (reply.rebuilt() != nullptr) result.rebuilt.assign(reply.rebuilt()->begin(), reply.rebuilt()->end());
-        if (reply.failed() != nullptr) result.failed.assign(reply.failed()->begin(), reply.failed()->end());
+        if (reply.rebuilt() != nullptr) {
+          result.rebuilt.assign(reply.rebuilt()->begin(), reply.rebuilt()->end());
+        }
+        if (reply.failed() != nullptr) {
+          result.failed.assign(reply.failed()->begin(), reply.failed()->end());
+        }
         result.bytes_written = reply.bytes_written();
         result.bytes_read = reply.bytes_read();
         return Result<RepairResult>(std::move(result));

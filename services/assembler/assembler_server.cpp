@@ -1245,7 +1245,8 @@ void AssemblerServer::HandleRepairRequest(zmq::message_t&& client, uint64_t requ
 void AssemblerServer::ForwardRepairReplies() {
   for (int i = 0; i < 64; ++i) {
     bool overflow = false;
-    auto got = transport::ReceiveMultipart(repairer_->results_socket(), repair_frames_, 2, overflow);
+    auto got =
+        transport::ReceiveMultipart(repairer_->results_socket(), repair_frames_, 2, overflow);
     if (!got.ok() || !*got) return;
     if (overflow || repair_frames_.size() != 2) continue;
     SendToClient(repair_frames_[0], std::span(&repair_frames_[1], 1));

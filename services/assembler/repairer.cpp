@@ -28,8 +28,8 @@ struct StoreView {
   bool asked = false;
   bool answered = false;
   std::vector<VersionReport> reports;
-  std::vector<uint64_t> checksums;  // parallel to reports: the fragment's checksum
-  std::vector<std::string> headers; // parallel to reports: FragmentHeader bytes
+  std::vector<uint64_t> checksums;   // parallel to reports: the fragment's checksum
+  std::vector<std::string> headers;  // parallel to reports: FragmentHeader bytes
   bool HoldsHealthy(Version v, int index) const {
     for (const auto& r : reports) {
       if (r.version == v && !r.corrupt && r.fragment_index == index) return true;
@@ -70,13 +70,13 @@ struct RecordHeader {
 }  // namespace
 
 struct RepairWorker::Sockets {
-  std::vector<zmq::socket_t> reads;   // DEALER per store, parallel to options.stores
-  std::vector<SteadyTime> read_down_at;    // when a store's read socket was last unconnected
-  std::vector<SteadyTime> ingest_down_at;  // same for its ingest socket
-  std::vector<zmq::socket_t> ingest;  // PUSH per store
-  zmq::socket_t acks;                 // PULL
-  std::string ack_endpoint;           // as advertised to the stores
-  zmq::socket_t results;              // worker's end of the inproc pair
+  std::vector<zmq::socket_t> reads;               // DEALER per store, parallel to options.stores
+  std::vector<SteadyTime> read_down_at;           // when a store's read socket was last unconnected
+  std::vector<SteadyTime> ingest_down_at;         // same for its ingest socket
+  std::vector<zmq::socket_t> ingest;              // PUSH per store
+  zmq::socket_t acks;                             // PULL
+  std::string ack_endpoint;                       // as advertised to the stores
+  zmq::socket_t results;                          // worker's end of the inproc pair
   std::unordered_map<uint32_t, size_t> index_of;  // store id -> socket index
   std::unique_ptr<placement::Placement> placement;
   std::map<std::pair<int, int>, std::unique_ptr<codec::ReedSolomon>> codecs;
@@ -279,7 +279,8 @@ bool SendWithin(zmq::socket_t& socket, std::span<zmq::message_t> frames, SteadyT
     if (now >= deadline || stop) return false;
     zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLOUT, 0};
     try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
+      zmq::poll(&item, 1,
+                std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
     } catch (const zmq::error_t&) {
     }
   }
@@ -317,8 +318,8 @@ void RunExchanges(std::vector<zmq::socket_t>& sockets, std::vector<SteadyTime>& 
     SteadyTime now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(
-                                                transport::PollTimeoutMs(now, deadline, kPollCap)));
+      zmq::poll(items.data(), items.size(),
+                std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
     } catch (const zmq::error_t&) {
       continue;
     }
@@ -379,8 +380,9 @@ bool ParseVersions(const zmq::message_t& envelope, StoreView& view) {
     if (view.reports.size() == kMaxReportsPerStore) break;
     auto header = wire::ParseFragmentHeader(held->header());
     if (!header.ok()) continue;
-    view.reports.push_back({wire::FromWire(held->version()), held->committed(), (*header)->tombstone(),
-                            held->state() == wire::FragmentState::Corrupt, (*header)->index()});
+    view.reports.push_back({wire::FromWire(held->version()), held->committed(),
+                            (*header)->tombstone(), held->state() == wire::FragmentState::Corrupt,
+                            (*header)->index()});
     view.checksums.push_back((*header)->checksum());
     view.headers.emplace_back(reinterpret_cast<const char*>(held->header()->data()),
                               held->header()->size());
@@ -510,7 +512,8 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
   }
   if (need.empty()) {
     probe_.RepairAssessed(outcome.healthy_before - record.k);
-    outcome.kind = outcome.failed.empty() ? RepairOutcome::Kind::kHealthy : RepairOutcome::Kind::kPartial;
+    outcome.kind =
+        outcome.failed.empty() ? RepairOutcome::Kind::kHealthy : RepairOutcome::Kind::kPartial;
     return outcome;
   }
 
@@ -550,8 +553,9 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
         wire::AlignedFrame aligned;
         auto parsed = wire::ParseEnvelope(aligned.Of(e.envelope));
         const auto* reply = parsed.ok() ? (*parsed)->body_as_FetchReply() : nullptr;
-        bool corrupt = e.has_payload || (reply != nullptr && reply->payload_error() != nullptr &&
-                                         reply->payload_error()->code() == wire::ErrorCode::Corrupt);
+        bool corrupt =
+            e.has_payload || (reply != nullptr && reply->payload_error() != nullptr &&
+                              reply->payload_error()->code() == wire::ErrorCode::Corrupt);
         if (corrupt) {
           healthy[i] = false;
           --outcome.healthy_before;
@@ -573,9 +577,9 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
     return outcome;
   }
   if (have_count < record.k) {
-    return Error(ErrorCode::kUnavailable, "only " + std::to_string(have_count) + " of the " +
-                                              std::to_string(record.k) + " fragments needed for version " +
-                                              v.ToString() + " are readable");
+    return Error(ErrorCode::kUnavailable,
+                 "only " + std::to_string(have_count) + " of the " + std::to_string(record.k) +
+                     " fragments needed for version " + v.ToString() + " are readable");
   }
 
   // Rebuild every fragment not fetched: the unhealthy ones to write, the rest to check the record
@@ -597,7 +601,8 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
   codec::ChecksumBuilder whole;
   for (int i = 0; i < record.k; ++i) whole.Update(Bytes(have_it[i] ? have[i] : rebuilt[i]));
   if (whole.Finish() != record.record_checksum) {
-    return Error(ErrorCode::kCorrupt, "the rebuilt record does not match its checksum; nothing written");
+    return Error(ErrorCode::kCorrupt,
+                 "the rebuilt record does not match its checksum; nothing written");
   }
   for (int i = 0; i < rn; ++i) {
     if (!have_it[i] && !healthy[i]) checksums[i] = codec::Checksum(Bytes(rebuilt[i]));
@@ -617,7 +622,8 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
     if (!record.metadata.empty()) {
       std::vector<flatbuffers::Offset<wire::MetaEntry>> entries;
       for (const auto& [name, value] : record.metadata) {
-        entries.push_back(wire::CreateMetaEntry(fbb, fbb.CreateString(name), fbb.CreateString(value)));
+        entries.push_back(
+            wire::CreateMetaEntry(fbb, fbb.CreateString(name), fbb.CreateString(value)));
       }
       metadata = fbb.CreateVector(entries);
     }
@@ -667,7 +673,8 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
     SteadyTime now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
     try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
+      zmq::poll(&item, 1,
+                std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
     } catch (const zmq::error_t&) {
       continue;
     }
@@ -698,7 +705,8 @@ Result<RepairOutcome> RepairWorker::Repair(std::string_view key, bool dry_run) {
   }
   std::sort(outcome.rebuilt.begin(), outcome.rebuilt.end());
   std::sort(outcome.failed.begin(), outcome.failed.end());
-  outcome.kind = outcome.failed.empty() ? RepairOutcome::Kind::kRepaired : RepairOutcome::Kind::kPartial;
+  outcome.kind =
+      outcome.failed.empty() ? RepairOutcome::Kind::kRepaired : RepairOutcome::Kind::kPartial;
   return outcome;
 }
 

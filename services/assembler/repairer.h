@@ -33,7 +33,6 @@
 #include <thread>
 #include <unordered_set>
 #include <vector>
-
 #include <zmq.hpp>
 
 #include "common/base/result.h"

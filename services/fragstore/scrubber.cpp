@@ -80,14 +80,17 @@ void Scrubber::Loop() {
       if (bytes.size() != item.size || codec::Checksum(bytes) != item.checksum) {
         probe_.ScrubCorrupt();
         probe_.CorruptFragmentDetected();
-        spdlog::warn("scrub: {:?} version {} failed its checksum", item.key, item.version.ToString());
+        spdlog::warn("scrub: {:?} version {} failed its checksum", item.key,
+                     item.version.ToString());
       }
       probe_.ScrubVerified(bytes.size());
       budget_bytes += bytes.size();
       // Pace: the bytes verified so far may not run ahead of the rate.
-      const auto due = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                   std::chrono::duration<double>(static_cast<double>(budget_bytes) /
-                                                                 static_cast<double>(options_.bytes_per_second)));
+      const auto due =
+          start +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+              std::chrono::duration<double>(static_cast<double>(budget_bytes) /
+                                            static_cast<double>(options_.bytes_per_second)));
       const auto now = std::chrono::steady_clock::now();
       if (due > now && !Pause(due - now)) return;
       {

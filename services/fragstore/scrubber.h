@@ -21,8 +21,8 @@
 namespace ddsplit::fragstore {
 
 struct ScrubOptions {
-  uint64_t bytes_per_second = 0;                  // 0: no scrubbing
-  std::chrono::milliseconds pass_pause{60000};    // between the end of a pass and the next
+  uint64_t bytes_per_second = 0;                // 0: no scrubbing
+  std::chrono::milliseconds pass_pause{60000};  // between the end of a pass and the next
   uint32_t keys_per_batch = 64;
 };
 

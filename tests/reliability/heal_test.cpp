@@ -7,8 +7,9 @@
 //  - the `ddsplit heal` binary: exit status, summary;
 //  - read repair: degraded reads alone bring the records back to full redundancy;
 //  - the fragstore's scrub finds a fragment corrupted on disk by itself.
-#include <doctest/doctest.h>
+#include "tools/heal/heal.h"
 
+#include <doctest/doctest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -20,7 +21,6 @@
 #include <set>
 
 #include "tests/harness/harness.h"
-#include "tools/heal/heal.h"
 
 namespace ddsplit::testing {
 namespace {
@@ -32,7 +32,9 @@ std::map<std::string, std::string> PutRecords(client::Client& c, int count, uint
   std::map<std::string, std::string> records;
   for (int i = 0; i < count; ++i) {
     // Sizes from empty to a few hundred KiB, including ones smaller than k bytes.
-    size_t size = i == 0 ? 0 : i == 1 ? 3 : static_cast<size_t>((seed * 7919 + i * 104729) % (300 * 1024));
+    size_t size = i == 0   ? 0
+                  : i == 1 ? 3
+                           : static_cast<size_t>((seed * 7919 + i * 104729) % (300 * 1024));
     auto value = RandomBytes(size, seed + static_cast<uint64_t>(i));
     std::string key = prefix + std::to_string(i);
     client::PutArgs args;
@@ -108,13 +110,15 @@ TEST_CASE("a store replaced by an empty one comes back through heal; deleted key
   const int replaced = (missed_delete + 1) % tc.cluster().Count(Role::kStore);
   ReplaceStoreByEmptyOne(tc, replaced);
   REQUIRE(WaitForAllStoresReachable(c, records.begin()->first, 30s));
-  const auto replaced_id = static_cast<uint32_t>(tc.cluster().Info(Role::kStore, replaced).store_id);
+  const auto replaced_id =
+      static_cast<uint32_t>(tc.cluster().Info(Role::kStore, replaced).store_id);
 
   int lacking = 0;
   for (const auto& [key, value] : records) {
     auto stat = c.Stat(key);
     REQUIRE_MESSAGE(stat.ok(), stat.error().ToString());
-    if (CountState(*stat, client::FragmentState::kOk) < static_cast<int>(stat->fragments.size())) ++lacking;
+    if (CountState(*stat, client::FragmentState::kOk) < static_cast<int>(stat->fragments.size()))
+      ++lacking;
   }
   MESSAGE("records lacking a fragment after the store was replaced: " << lacking);
   REQUIRE(lacking > 0);
@@ -245,7 +249,8 @@ TEST_CASE("a fragment corrupted on disk is rebuilt, and the heal binary reports 
     prom.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
   }
   CHECK(MetricValue(prom, "ddsplit_heal_fragments_rebuilt").value_or(-1) == 1);
-  CHECK(MetricValue(prom, "ddsplit_heal_records_by_spare_fragments{spare=\"1\"}").value_or(-1) == 1);
+  CHECK(MetricValue(prom, "ddsplit_heal_records_by_spare_fragments{spare=\"1\"}").value_or(-1) ==
+        1);
 
   REQUIRE(WaitForFullRedundancy(c, {"victim"}, 10s));
   // Lose two stores other than the repaired one: the repaired fragment is needed and intact.
@@ -261,7 +266,8 @@ TEST_CASE("a fragment corrupted on disk is rebuilt, and the heal binary reports 
 
   // With two stores down the heal cannot restore full redundancy: it says so.
   status = std::system((ddsplit.string() + " --cluster " + cluster.cluster_json().string() +
-                        " heal > /dev/null 2>&1").c_str());
+                        " heal > /dev/null 2>&1")
+                           .c_str());
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 1);
 }
@@ -279,7 +285,8 @@ TEST_CASE("degraded reads schedule read repairs that restore full redundancy") {
   std::map<std::string, std::string> noticed;
   for (const auto& [key, value] : records) {
     for (int i = 0; i < k; ++i) {
-      if (tc.StoreHoldingFragment(key, i) == replaced && value.size() > static_cast<size_t>(i) * ((value.size() + k - 1) / k)) {
+      if (tc.StoreHoldingFragment(key, i) == replaced &&
+          value.size() > static_cast<size_t>(i) * ((value.size() + k - 1) / k)) {
         noticed[key] = value;
       }
     }
@@ -296,10 +303,13 @@ TEST_CASE("degraded reads schedule read repairs that restore full redundancy") {
   CHECK(WaitForFullRedundancy(c, Keys(noticed), 30s));
   auto metrics = tc.Metrics(Role::kAssembler, 0);
   REQUIRE(metrics.ok());
-  const double scheduled = MetricValue(*metrics, "ddsplit_assembler_read_repairs_scheduled_total").value_or(0);
-  const double repaired = MetricValue(*metrics, "ddsplit_assembler_read_repaired_records_total").value_or(0);
-  MESSAGE("read repairs scheduled " << scheduled << ", records read-repaired " << repaired << ", of "
-          << noticed.size() << " whose data fragment was lost");
+  const double scheduled =
+      MetricValue(*metrics, "ddsplit_assembler_read_repairs_scheduled_total").value_or(0);
+  const double repaired =
+      MetricValue(*metrics, "ddsplit_assembler_read_repaired_records_total").value_or(0);
+  MESSAGE("read repairs scheduled " << scheduled << ", records read-repaired " << repaired
+                                    << ", of " << noticed.size()
+                                    << " whose data fragment was lost");
   CHECK(scheduled >= static_cast<double>(noticed.size()));
   CHECK(repaired >= static_cast<double>(noticed.size()));
   CHECK(MetricValue(*metrics, "ddsplit_assembler_read_repairs_dropped_total").value_or(-1) == 0);
@@ -332,8 +342,9 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
     auto metrics = tc.Metrics(Role::kStore, store);
     return metrics.ok() ? MetricValue(*metrics, series).value_or(0) : -1.0;
   };
-  REQUIRE(WaitFor([&] { return scrub_metric("ddsplit_fragstore_scrub_bytes_verified_total") >= 32 * 1024; },
-                  20s));
+  REQUIRE(WaitFor(
+      [&] { return scrub_metric("ddsplit_fragstore_scrub_bytes_verified_total") >= 32 * 1024; },
+      20s));
   CHECK(scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") == 0);
 
   REQUIRE(cluster.Terminate(Role::kStore, store).ok());
@@ -341,7 +352,8 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
                                std::span(value).subspan(32 * 1024 + 500, 64), 3);
   REQUIRE_MESSAGE(changed.ok(), changed.error().ToString());
   REQUIRE(cluster.Restart(Role::kStore, store).ok());
-  CHECK(WaitFor([&] { return scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") >= 1; }, 20s));
+  CHECK(WaitFor(
+      [&] { return scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") >= 1; }, 20s));
   // The repair rebuilds it; the next passes find nothing more.
   REQUIRE(WaitForAllStoresReachable(c, "scrubbed"));
   auto repaired = c.Repair("scrubbed");
@@ -350,7 +362,8 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
   CHECK(repaired->rebuilt == std::vector<int>{1});
   const double corrupt = scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total");
   const double passes = scrub_metric("ddsplit_fragstore_scrub_passes_total");
-  REQUIRE(WaitFor([&] { return scrub_metric("ddsplit_fragstore_scrub_passes_total") >= passes + 2; }, 20s));
+  REQUIRE(WaitFor(
+      [&] { return scrub_metric("ddsplit_fragstore_scrub_passes_total") >= passes + 2; }, 20s));
   CHECK(scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") == corrupt);
 }
 

@@ -2,11 +2,10 @@
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "tools/heal/heal.h"
@@ -60,14 +59,15 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
         if (!result.ok()) {
           std::fprintf(stderr, "ddsplit: heal: %s\n", result.error().ToString().c_str());
         } else {
-          std::printf("heal: %llu records checked, %llu lacking redundancy, %llu repaired, %llu "
-                      "fragments rebuilt, %s written in %.1fs, %llu failures\n",
-                      static_cast<unsigned long long>(result->keys_checked),
-                      static_cast<unsigned long long>(result->at_risk),
-                      static_cast<unsigned long long>(result->repaired),
-                      static_cast<unsigned long long>(result->fragments_rebuilt),
-                      HumanBytes(result->bytes_written).c_str(), result->seconds,
-                      static_cast<unsigned long long>(result->failures));
+          std::printf(
+              "heal: %llu records checked, %llu lacking redundancy, %llu repaired, %llu "
+              "fragments rebuilt, %s written in %.1fs, %llu failures\n",
+              static_cast<unsigned long long>(result->keys_checked),
+              static_cast<unsigned long long>(result->at_risk),
+              static_cast<unsigned long long>(result->repaired),
+              static_cast<unsigned long long>(result->fragments_rebuilt),
+              HumanBytes(result->bytes_written).c_str(), result->seconds,
+              static_cast<unsigned long long>(result->failures));
           std::fflush(stdout);
           if (!metrics_file->empty()) {
             std::ofstream out(*metrics_file + ".tmp");
@@ -89,7 +89,8 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
                        static_cast<unsigned long long>(p.keys_checked),
                        static_cast<unsigned long long>(p.at_risk));
         } else {
-          const double fraction = p.at_risk > 0 ? static_cast<double>(p.repairs_done) / p.at_risk : 1.0;
+          const double fraction =
+              p.at_risk > 0 ? static_cast<double>(p.repairs_done) / p.at_risk : 1.0;
           const int width = 24;
           std::string bar(static_cast<size_t>(fraction * width), '#');
           bar.resize(width, '.');
@@ -97,8 +98,9 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
           if (p.eta_seconds >= 0) std::snprintf(eta, sizeof(eta), "%.0fs", p.eta_seconds);
           std::fprintf(stderr, "\r\033[Krepairing [%s] %llu/%llu records, %s written, %s/s, eta %s",
                        bar.c_str(), static_cast<unsigned long long>(p.repairs_done),
-                       static_cast<unsigned long long>(p.at_risk), HumanBytes(p.bytes_written).c_str(),
-                       HumanBytes(p.bytes_per_second).c_str(), eta);
+                       static_cast<unsigned long long>(p.at_risk),
+                       HumanBytes(p.bytes_written).c_str(), HumanBytes(p.bytes_per_second).c_str(),
+                       eta);
         }
         if (p.phase == heal::HealProgress::Phase::kDone) std::fprintf(stderr, "\n");
         std::fflush(stderr);
@@ -123,28 +125,35 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
       for (size_t i = 0; i < r.by_spare.size(); ++i) {
         if (r.by_spare[i] > 0) by_spare[std::to_string(i)] = r.by_spare[i];
       }
-      nlohmann::json out = {{"keys_checked", r.keys_checked}, {"healthy", r.healthy},
-                            {"at_risk", r.at_risk},           {"repaired", r.repaired},
+      nlohmann::json out = {{"keys_checked", r.keys_checked},
+                            {"healthy", r.healthy},
+                            {"at_risk", r.at_risk},
+                            {"repaired", r.repaired},
                             {"fragments_rebuilt", r.fragments_rebuilt},
-                            {"bytes_written", r.bytes_written}, {"bytes_read", r.bytes_read},
-                            {"vanished", r.vanished},         {"failures", r.failures},
-                            {"failed_keys", r.failed_keys},   {"records_by_spare", by_spare},
-                            {"seconds", r.seconds},           {"dry_run", options->dry_run}};
+                            {"bytes_written", r.bytes_written},
+                            {"bytes_read", r.bytes_read},
+                            {"vanished", r.vanished},
+                            {"failures", r.failures},
+                            {"failed_keys", r.failed_keys},
+                            {"records_by_spare", by_spare},
+                            {"seconds", r.seconds},
+                            {"dry_run", options->dry_run}};
       std::printf("%s\n", out.dump().c_str());
     } else {
-      std::printf("%s: %llu records checked, %llu healthy, %llu lacking redundancy, %llu repaired, "
-                  "%llu fragments %s, %s written (%s read) in %.1fs, %llu failures\n",
-                  options->dry_run ? "heal (dry run)" : "heal",
-                  static_cast<unsigned long long>(r.keys_checked),
-                  static_cast<unsigned long long>(r.healthy), static_cast<unsigned long long>(r.at_risk),
-                  static_cast<unsigned long long>(r.repaired),
-                  static_cast<unsigned long long>(r.fragments_rebuilt),
-                  options->dry_run ? "to rebuild" : "rebuilt", HumanBytes(r.bytes_written).c_str(),
-                  HumanBytes(r.bytes_read).c_str(), r.seconds,
-                  static_cast<unsigned long long>(r.failures));
+      std::printf(
+          "%s: %llu records checked, %llu healthy, %llu lacking redundancy, %llu repaired, "
+          "%llu fragments %s, %s written (%s read) in %.1fs, %llu failures\n",
+          options->dry_run ? "heal (dry run)" : "heal",
+          static_cast<unsigned long long>(r.keys_checked),
+          static_cast<unsigned long long>(r.healthy), static_cast<unsigned long long>(r.at_risk),
+          static_cast<unsigned long long>(r.repaired),
+          static_cast<unsigned long long>(r.fragments_rebuilt),
+          options->dry_run ? "to rebuild" : "rebuilt", HumanBytes(r.bytes_written).c_str(),
+          HumanBytes(r.bytes_read).c_str(), r.seconds, static_cast<unsigned long long>(r.failures));
       std::printf("records by spare fragments:");
       for (size_t i = 0; i < r.by_spare.size(); ++i) {
-        if (r.by_spare[i] > 0) std::printf(" %zu:%llu", i, static_cast<unsigned long long>(r.by_spare[i]));
+        if (r.by_spare[i] > 0)
+          std::printf(" %zu:%llu", i, static_cast<unsigned long long>(r.by_spare[i]));
       }
       std::printf("\n");
       for (const auto& failed : r.failed_keys) std::printf("failed: %s\n", failed.c_str());

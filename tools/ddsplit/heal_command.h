@@ -2,10 +2,9 @@
 // terminal, a summary at the end, exit status 1 when a record could not be checked or repaired.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
-
-#include <CLI/CLI.hpp>
 
 #include "client/client.h"
 

@@ -64,7 +64,8 @@ Result<HealReport> Heal(client::Client& client, const HealOptions& options) {
           return;
         }
         int healthy = 0;
-        for (const auto& f : stat->fragments) healthy += f.state == client::FragmentState::kOk ? 1 : 0;
+        for (const auto& f : stat->fragments)
+          healthy += f.state == client::FragmentState::kOk ? 1 : 0;
         const int k = stat->info.k;
         const int n = static_cast<int>(stat->info.placement.size());
         const int spare = std::max(0, healthy - k);
@@ -105,57 +106,63 @@ Result<HealReport> Heal(client::Client& client, const HealOptions& options) {
     if (options.max_bytes_per_second > 0 && !options.dry_run) {
       // Token bucket with no burst: wait until the bytes already started fit the budget.
       while (Clock::now() < budget_time) {
-        auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(budget_time - Clock::now());
+        auto wait =
+            std::chrono::duration_cast<std::chrono::milliseconds>(budget_time - Clock::now());
         client.Poll(std::clamp(wait, std::chrono::milliseconds(1), std::chrono::milliseconds(50)));
         tell(false);
       }
-      budget_time += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
-          static_cast<double>(record.estimated_bytes) / static_cast<double>(options.max_bytes_per_second)));
+      budget_time += std::chrono::duration_cast<Clock::duration>(
+          std::chrono::duration<double>(static_cast<double>(record.estimated_bytes) /
+                                        static_cast<double>(options.max_bytes_per_second)));
       budget_time = std::max(budget_time, Clock::now() - std::chrono::milliseconds(100));
     }
     ++in_flight;
-    client.RepairAsync(record.key, options.dry_run, [&, key = record.key,
-                                                     estimate = record.estimated_bytes](
-                                                        Result<client::RepairResult> result) {
-      --in_flight;
-      ++progress.repairs_done;
-      remaining_estimate -= std::min(remaining_estimate, estimate);
-      if (!result.ok()) {
-        if (result.error().code() == ErrorCode::kNotFound) {
-          ++report.vanished;
-        } else {
-          fail(key, result.error().ToString());
-        }
-      } else {
-        report.bytes_written += result->bytes_written;
-        report.bytes_read += result->bytes_read;
-        switch (result->kind) {
-          case client::RepairKind::kRepaired:
-            ++report.repaired;
-            report.fragments_rebuilt += result->rebuilt.size();
-            break;
-          case client::RepairKind::kHealthy:  // repaired meanwhile (a read repair, another heal)
-            ++report.repaired;
-            break;
-          case client::RepairKind::kDeleted:
-            ++report.vanished;
-            break;
-          case client::RepairKind::kWouldRepair:
-            report.fragments_rebuilt += result->rebuilt.size();
-            break;
-          case client::RepairKind::kPartial:
-            report.fragments_rebuilt += result->rebuilt.size();
-            fail(key, std::to_string(result->failed.size()) + " fragment(s) could not be rebuilt");
-            break;
-        }
-      }
-      progress.bytes_written = report.bytes_written;
-      double elapsed = SecondsSince(repair_started);
-      progress.bytes_per_second = elapsed > 0 ? static_cast<double>(report.bytes_written) / elapsed : 0;
-      progress.eta_seconds = progress.bytes_per_second > 0
-                                 ? static_cast<double>(remaining_estimate) / progress.bytes_per_second
-                                 : -1;
-    });
+    client.RepairAsync(record.key, options.dry_run,
+                       [&, key = record.key,
+                        estimate = record.estimated_bytes](Result<client::RepairResult> result) {
+                         --in_flight;
+                         ++progress.repairs_done;
+                         remaining_estimate -= std::min(remaining_estimate, estimate);
+                         if (!result.ok()) {
+                           if (result.error().code() == ErrorCode::kNotFound) {
+                             ++report.vanished;
+                           } else {
+                             fail(key, result.error().ToString());
+                           }
+                         } else {
+                           report.bytes_written += result->bytes_written;
+                           report.bytes_read += result->bytes_read;
+                           switch (result->kind) {
+                             case client::RepairKind::kRepaired:
+                               ++report.repaired;
+                               report.fragments_rebuilt += result->rebuilt.size();
+                               break;
+                             case client::RepairKind::kHealthy:  // repaired meanwhile (a read
+                                                                 // repair, another heal)
+                               ++report.repaired;
+                               break;
+                             case client::RepairKind::kDeleted:
+                               ++report.vanished;
+                               break;
+                             case client::RepairKind::kWouldRepair:
+                               report.fragments_rebuilt += result->rebuilt.size();
+                               break;
+                             case client::RepairKind::kPartial:
+                               report.fragments_rebuilt += result->rebuilt.size();
+                               fail(key, std::to_string(result->failed.size()) +
+                                             " fragment(s) could not be rebuilt");
+                               break;
+                           }
+                         }
+                         progress.bytes_written = report.bytes_written;
+                         double elapsed = SecondsSince(repair_started);
+                         progress.bytes_per_second =
+                             elapsed > 0 ? static_cast<double>(report.bytes_written) / elapsed : 0;
+                         progress.eta_seconds = progress.bytes_per_second > 0
+                                                    ? static_cast<double>(remaining_estimate) /
+                                                          progress.bytes_per_second
+                                                    : -1;
+                       });
   }
   while (in_flight > 0) {
     client.Poll(std::chrono::milliseconds(50));
@@ -187,9 +194,10 @@ std::string ReportMetrics(const HealReport& report) {
   line("ddsplit_heal_failures", "Records the last heal could not check or fully repair.", "gauge",
        static_cast<double>(report.failures));
   line("ddsplit_heal_duration_seconds", "How long the last heal ran.", "gauge", report.seconds);
-  out += "# HELP ddsplit_heal_records_by_spare_fragments Records by spare fragments (healthy "
-         "beyond k) as the last heal's walk found them.\n"
-         "# TYPE ddsplit_heal_records_by_spare_fragments gauge\n";
+  out +=
+      "# HELP ddsplit_heal_records_by_spare_fragments Records by spare fragments (healthy "
+      "beyond k) as the last heal's walk found them.\n"
+      "# TYPE ddsplit_heal_records_by_spare_fragments gauge\n";
   for (size_t i = 0; i < report.by_spare.size(); ++i) {
     if (report.by_spare[i] == 0 && i > 4) continue;
     out += "ddsplit_heal_records_by_spare_fragments{spare=\"" + std::to_string(i) + "\"} " +
