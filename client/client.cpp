@@ -702,6 +702,43 @@ void Client::StatAsync(std::string_view key, Callback<StatResult> done) {
   });
 }
 
+std::string_view RepairKindName(RepairKind kind) {
+  switch (kind) {
+    case RepairKind::kHealthy: return "healthy";
+    case RepairKind::kRepaired: return "repaired";
+    case RepairKind::kPartial: return "partial";
+    case RepairKind::kDeleted: return "deleted";
+    case RepairKind::kWouldRepair: return "would-repair";
+  }
+  return "unknown";
+}
+
+void Client::RepairAsync(std::string_view key, bool dry_run, Callback<RepairResult> done) {
+  auto handler = Expect<wire::RepairReply>(
+      std::move(done), "Repair", [](const wire::RepairReply& reply, const wire::Envelope&, auto) {
+        RepairResult result;
+        result.kind = static_cast<RepairKind>(std::min<uint8_t>(
+            static_cast<uint8_t>(reply.outcome()), static_cast<uint8_t>(RepairKind::kWouldRepair)));
+        result.version = wire::FromWire(reply.version());
+        result.fragments = reply.fragments();
+        result.k = reply.k();
+        result.healthy_before = reply.healthy_before();
+        if (reply.rebuilt() != nullptr) {
+          result.rebuilt.assign(reply.rebuilt()->begin(), reply.rebuilt()->end());
+        }
+        if (reply.failed() != nullptr) {
+          result.failed.assign(reply.failed()->begin(), reply.failed()->end());
+        }
+        result.bytes_written = reply.bytes_written();
+        result.bytes_read = reply.bytes_read();
+        return Result<RepairResult>(std::move(result));
+      });
+  if (auto valid = ValidateKey(key); !valid.ok()) return impl_->FailLater(std::move(handler), valid.error());
+  impl_->Submit(impl_->reads, std::move(handler), nullptr, [&](flatbuffers::FlatBufferBuilder& fbb) {
+    return wire::CreateRepairRequest(fbb, fbb.CreateString(key), dry_run);
+  });
+}
+
 // ------------------------------------------------------------------------------ blocking
 
 namespace {
@@ -733,6 +770,9 @@ Result<ListPage> Client::List(std::string_view prefix, std::string_view cursor, 
 }
 Result<StatResult> Client::Stat(std::string_view key) {
   return Wait<StatResult>(*this, [&](auto cb) { StatAsync(key, std::move(cb)); });
+}
+Result<RepairResult> Client::Repair(std::string_view key, bool dry_run) {
+  return Wait<RepairResult>(*this, [&](auto cb) { RepairAsync(key, dry_run, std::move(cb)); });
 }
 
 }  // namespace ddsplit::client

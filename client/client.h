@@ -153,6 +153,22 @@ struct StatResult {
   std::vector<FragmentHealth> fragments;
 };
 
+// What a repair (RepairAsync) found and did for one key; see services/assembler/repairer.h.
+enum class RepairKind : uint8_t { kHealthy, kRepaired, kPartial, kDeleted, kWouldRepair };
+std::string_view RepairKindName(RepairKind kind);
+
+struct RepairResult {
+  RepairKind kind = RepairKind::kHealthy;
+  Version version;
+  int fragments = 0;        // k + m of the record
+  int k = 0;
+  int healthy_before = 0;
+  std::vector<int> rebuilt;  // fragment indexes rebuilt (dry run: that would be)
+  std::vector<int> failed;   // fragment indexes that needed a rebuild and did not get one
+  uint64_t bytes_written = 0;
+  uint64_t bytes_read = 0;
+};
+
 template <typename T>
 using Callback = std::function<void(Result<T>)>;
 
@@ -173,6 +189,10 @@ class Client {
   void ListAsync(std::string_view prefix, std::string_view cursor, uint32_t limit,
                  Callback<ListPage> done);
   void StatAsync(std::string_view key, Callback<StatResult> done);
+  // Asks an assembler to rebuild the key's unhealthy fragments at its current version (dry_run:
+  // only report what it would rebuild). kNotFound for an absent key; a deleted key answers
+  // RepairKind::kDeleted and is left alone.
+  void RepairAsync(std::string_view key, bool dry_run, Callback<RepairResult> done);
 
   // Waits up to `wait` for answers and runs the callbacks of completed requests (including
   // those that timed out). Returns how many completed.
@@ -186,6 +206,7 @@ class Client {
   Result<std::vector<MultiGetItem>> MultiGet(std::span<const std::string> keys);
   Result<ListPage> List(std::string_view prefix, std::string_view cursor = {}, uint32_t limit = 0);
   Result<StatResult> Stat(std::string_view key);
+  Result<RepairResult> Repair(std::string_view key, bool dry_run = false);
 
  private:
   struct Impl;

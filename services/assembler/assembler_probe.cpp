@@ -1,6 +1,8 @@
 #include "services/assembler/assembler_probe.h"
 
+#include <algorithm>
 #include <iterator>
+#include <string>
 
 namespace ddsplit::assembler {
 namespace {
@@ -61,6 +63,67 @@ AssemblerProbe::AssemblerProbe(metrics::ProcessMetrics& process)
                                    "Assembled records whose checksum did not match.");
   undeliverable_ = &AddCounter(registry, "ddsplit_assembler_replies_undeliverable_total",
                                "Replies dropped because the client had gone.");
+  auto& assessed = prometheus::BuildCounter()
+                       .Name("ddsplit_assembler_repair_records_assessed_total")
+                       .Help("Records assessed by repairs (heal walk, read repair), by spare "
+                             "fragments found healthy beyond the k needed (4 means 4 or more).")
+                       .Register(registry);
+  for (size_t i = 0; i < repair_assessed_.size(); ++i) {
+    repair_assessed_[i] = &assessed.Add({{"spare", std::to_string(i)}});
+  }
+  repair_records_ = &AddCounter(registry, "ddsplit_assembler_repaired_records_total",
+                                "Records with at least one fragment rebuilt by a repair.");
+  read_repair_records_ = &AddCounter(registry, "ddsplit_assembler_read_repaired_records_total",
+                                     "Records repaired because a degraded read scheduled it.");
+  repair_fragments_ = &AddCounter(registry, "ddsplit_assembler_repaired_fragments_total",
+                                  "Fragments rebuilt and acknowledged by their store.");
+  repair_fragment_failures_ =
+      &AddCounter(registry, "ddsplit_assembler_repair_fragment_failures_total",
+                  "Fragments that needed a rebuild and did not get one (store unreachable, "
+                  "write refused or unacknowledged).");
+  repair_failures_ = &AddCounter(registry, "ddsplit_assembler_repair_failures_total",
+                                 "Repairs that failed as a whole (no readable version).");
+  repair_bytes_written_ = &AddCounter(registry, "ddsplit_assembler_repair_bytes_written_total",
+                                      "Fragment bytes written to stores by repairs.");
+  repair_bytes_read_ = &AddCounter(registry, "ddsplit_assembler_repair_bytes_read_total",
+                                   "Fragment bytes fetched by repairs to decode.");
+  read_repairs_scheduled_ = &AddCounter(registry, "ddsplit_assembler_read_repairs_scheduled_total",
+                                        "Repairs queued because a read found a fragment missing, "
+                                        "stale or corrupt.");
+  read_repairs_dropped_ = &AddCounter(registry, "ddsplit_assembler_read_repairs_dropped_total",
+                                      "Read repairs not queued because the queue was full.");
+  repair_queue_ = &metrics::AddGauge(registry, "ddsplit_assembler_repair_queue_depth",
+                                     "Repairs waiting for the repair thread.");
+}
+
+void AssemblerProbe::RepairFinished(bool read_repair, int rebuilt, int failed, uint64_t bytes_read,
+                                    uint64_t bytes_written) {
+  if (!Enabled()) return;
+  if (rebuilt > 0) {
+    repair_records_->Increment();
+    if (read_repair) read_repair_records_->Increment();
+  }
+  repair_fragments_->Increment(rebuilt);
+  repair_fragment_failures_->Increment(failed);
+  repair_bytes_read_->Increment(static_cast<double>(bytes_read));
+  repair_bytes_written_->Increment(static_cast<double>(bytes_written));
+}
+void AssemblerProbe::RepairFailed() {
+  if (!Enabled()) return;
+  repair_failures_->Increment();
+}
+void AssemblerProbe::RepairAssessed(int spare) {
+  if (!Enabled()) return;
+  size_t bucket = static_cast<size_t>(std::clamp<int>(spare, 0, kSpareBuckets - 1));
+  repair_assessed_[bucket]->Increment();
+}
+void AssemblerProbe::ReadRepairScheduled(bool dropped) {
+  if (!Enabled()) return;
+  (dropped ? read_repairs_dropped_ : read_repairs_scheduled_)->Increment();
+}
+void AssemblerProbe::RepairQueueDepth(size_t depth) {
+  if (!Enabled()) return;
+  repair_queue_->Set(static_cast<double>(depth));
 }
 
 void AssemblerProbe::MessageRejected(AssemblerReject reason) {

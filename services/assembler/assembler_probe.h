@@ -4,9 +4,11 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 
 #include "common/metrics/metrics.h"
 
@@ -50,7 +52,33 @@ class AssemblerProbe {
   void RecordMissingFragments(const std::array<int, static_cast<size_t>(UnhealthyFragment::kCount)>&
                                   by_state);
 
+  // Repair (repairer.h). A repair of one record finished: fragments rebuilt and acknowledged,
+  // fragments that needed a rebuild and did not get one, bytes fetched to decode and written.
+  void RepairFinished(bool read_repair, int rebuilt, int failed, uint64_t bytes_read,
+                      uint64_t bytes_written);
+  // The repair of a record was refused or failed as a whole (no version could be chosen, too
+  // few fragments readable, ...).
+  void RepairFailed();
+  // A record assessed by a repair had `spare` healthy fragments beyond the k it needs (0..m;
+  // negative counts as 0).
+  void RepairAssessed(int spare);
+  // A degraded read scheduled a repair of its key; `dropped` when the queue was full.
+  void ReadRepairScheduled(bool dropped);
+  void RepairQueueDepth(size_t depth);
+
  private:
+  static constexpr size_t kSpareBuckets = 5;  // 0, 1, 2, 3, 4+
+  std::array<prometheus::Counter*, kSpareBuckets> repair_assessed_{};
+  prometheus::Counter* repair_records_ = nullptr;
+  prometheus::Counter* read_repair_records_ = nullptr;
+  prometheus::Counter* repair_fragments_ = nullptr;
+  prometheus::Counter* repair_fragment_failures_ = nullptr;
+  prometheus::Counter* repair_failures_ = nullptr;
+  prometheus::Counter* repair_bytes_written_ = nullptr;
+  prometheus::Counter* repair_bytes_read_ = nullptr;
+  prometheus::Counter* read_repairs_scheduled_ = nullptr;
+  prometheus::Counter* read_repairs_dropped_ = nullptr;
+  prometheus::Gauge* repair_queue_ = nullptr;
   metrics::StageHistograms stages_;
   metrics::OperationMetrics get_;
   metrics::OperationMetrics head_;

@@ -240,6 +240,16 @@ Status AssemblerServer::Start() {
     slots_.push_back(std::move(read));
   }
   for (size_t i = options_.max_in_flight_reads; i-- > 0;) free_slots_.push_back(static_cast<uint32_t>(i));
+  RepairOptions repair;
+  repair.stores = options_.stores;
+  repair.shape = options_.shape;
+  repair.ack_bind = options_.repair_ack_bind;
+  repair.advertise_host = options_.advertise_host;
+  repair.fetch_timeout = options_.read_timeout;
+  repair.max_queued_read_repairs = options_.max_queued_read_repairs;
+  auto repairer = RepairWorker::Start(std::move(repair), context_, probe_);
+  if (!repairer.ok()) return std::move(repairer).error();
+  repairer_ = std::move(*repairer);
   return OkStatus();
 }
 
@@ -271,6 +281,8 @@ void AssemblerServer::Run(int stop_fd) {
   std::vector<zmq::pollitem_t> items;
   items.push_back({clients_.handle(), 0, ZMQ_POLLIN, 0});
   for (auto& socket : store_sockets_) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+  const size_t repair_item = items.size();
+  items.push_back({repairer_->results_socket().handle(), 0, ZMQ_POLLIN, 0});
   items.push_back({nullptr, stop_fd, ZMQ_POLLIN, 0});
   bool draining = false;
   SteadyTime drain_deadline{};
@@ -319,6 +331,7 @@ void AssemblerServer::Run(int stop_fd) {
         HandleClientMessage(frames, draining);
       }
     }
+    if (Readable(items[repair_item])) ForwardRepairReplies();
     now = clock_.Now();
     if (now >= next_timer_scan_) {
       CheckTimers(now);
@@ -449,6 +462,8 @@ void AssemblerServer::HandleClientMessage(std::vector<zmq::message_t>& frames, b
     case wire::Body::ListRequest:
       StartList(std::move(frames[0]), request_id, *env.body_as_ListRequest(), received);
       return;
+    case wire::Body::RepairRequest:
+      return HandleRepairRequest(std::move(frames[0]), request_id, *env.body_as_RepairRequest());
     default:
       probe_.MessageRejected(AssemblerReject::kUnexpected);
       ReplyError(std::move(frames[0]), request_id,
@@ -885,6 +900,7 @@ void AssemblerServer::ReplyRecord(uint32_t slot, Version version, std::span<zmq:
   }
   SteadyTime reply_start = clock_.Now();
   CountUnhealthyFragments(probe_, read.active_stores(), version);
+  MaybeScheduleReadRepair(slot, version);
   bool whole_record = read.kind != ReadKind::kHead && !read.ranged && read.suffix_length == 0;
   if (whole_record) {
     // End-to-end check: the bytes about to be returned are the bytes that were written.
@@ -1259,6 +1275,45 @@ void AssemblerServer::CheckTimers(SteadyTime now) {
       if (any_slow) Evaluate(slot, false);
     }
   }
+}
+
+// ------------------------------------------------------------------------------ repair
+
+void AssemblerServer::HandleRepairRequest(zmq::message_t&& client, uint64_t request_id,
+                                          const wire::RepairRequest& request) {
+  std::string_view key = wire::View(request.key());
+  if (auto valid = ValidateKey(key); !valid.ok()) {
+    probe_.MessageRejected(AssemblerReject::kInvalidArgument);
+    return ReplyError(std::move(client), request_id, valid.error());
+  }
+  zmq::message_t id = std::move(client);
+  if (!repairer_->SubmitClientRepair(std::move(id), request_id, key, request.dry_run())) {
+    probe_.BusyRejection();
+    // SubmitClientRepair leaves `id` untouched when it refuses.
+    ReplyError(std::move(id), request_id, Error(ErrorCode::kBusy, "too many repairs queued"));
+  }
+}
+
+void AssemblerServer::ForwardRepairReplies() {
+  for (int i = 0; i < 64; ++i) {
+    bool overflow = false;
+    auto got =
+        transport::ReceiveMultipart(repairer_->results_socket(), repair_frames_, 2, overflow);
+    if (!got.ok() || !*got) return;
+    if (overflow || repair_frames_.size() != 2) continue;
+    SendToClient(repair_frames_[0], std::span(&repair_frames_[1], 1));
+  }
+}
+
+void AssemblerServer::MaybeScheduleReadRepair(uint32_t slot, Version version) {
+  if (!options_.read_repair) return;
+  Read& read = *slots_[slot];
+  bool unhealthy = false;
+  for (const auto& store : read.active_stores()) {
+    if (store.answered && !store.HoldsHealthy(version)) unhealthy = true;
+  }
+  if (!unhealthy) return;
+  probe_.ReadRepairScheduled(!repairer_->SubmitReadRepair(read.key));
 }
 
 }  // namespace ddsplit::assembler

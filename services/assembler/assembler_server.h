@@ -26,6 +26,7 @@
 #include "common/placement/placement.h"
 #include "common/wire/envelope.h"
 #include "services/assembler/assembler_probe.h"
+#include "services/assembler/repairer.h"
 #include "services/assembler/version_choice.h"
 
 namespace ddsplit::assembler {
@@ -39,6 +40,12 @@ struct AssemblerOptions {
   size_t max_in_flight_reads = 1024;
   uint64_t max_multi_get_bytes = 256ull << 20;
   std::chrono::milliseconds drain_timeout{10000};
+  // Repair (repairer.h): where stores send the repair thread their write acknowledgements, the
+  // host they reach it at ("": as bound), and whether degraded reads schedule a repair.
+  std::string repair_ack_bind = "tcp://127.0.0.1:0";
+  std::string advertise_host;
+  bool read_repair = true;
+  size_t max_queued_read_repairs = 256;
 };
 
 class AssemblerServer {
@@ -96,6 +103,13 @@ class AssemblerServer {
                     std::span<zmq::message_t> payload = {});
   void ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error);
   codec::ReedSolomon* CodecFor(int k, int m);
+  // Repair: a client's RepairRequest goes to the repair thread; its reply comes back on the
+  // repair results socket and is forwarded. A read that found a placement store without a
+  // healthy fragment of `version` schedules a repair of its key (never delaying the reply).
+  void HandleRepairRequest(zmq::message_t&& client, uint64_t request_id,
+                           const wire::RepairRequest& request);
+  void ForwardRepairReplies();
+  void MaybeScheduleReadRepair(uint32_t slot, Version version);
   metrics::OperationMetrics& OperationOf(ReadKind kind);
 
   AssemblerOptions options_;
@@ -108,6 +122,9 @@ class AssemblerServer {
   std::string client_endpoint_;
   std::vector<zmq::socket_t> store_sockets_;           // parallel to options_.stores
   std::unordered_map<uint32_t, size_t> store_index_;   // store id -> socket index
+
+  std::unique_ptr<RepairWorker> repairer_;
+  std::vector<zmq::message_t> repair_frames_;
 
   std::vector<std::unique_ptr<Read>> slots_;
   std::vector<uint32_t> free_slots_;

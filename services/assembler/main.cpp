@@ -12,10 +12,6 @@
 #include "services/assembler/assembler_probe.h"
 #include "services/assembler/assembler_server.h"
 
-namespace {
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace ddsplit;
   CLI::App app{"ddsplit-assembler: reads records back from their fragments"};
@@ -49,6 +45,15 @@ int main(int argc, char** argv) {
       ->envname("DDSPLIT_HEDGE_MS")->capture_default_str();
   app.add_option("--max-in-flight", options.max_in_flight_reads, "Reads in flight before answering BUSY")
       ->envname("DDSPLIT_MAX_IN_FLIGHT")->capture_default_str();
+  app.add_option("--repair-ack-bind", options.repair_ack_bind,
+                 "PULL endpoint where stores acknowledge repaired fragments")
+      ->envname("DDSPLIT_REPAIR_ACK_BIND")->capture_default_str();
+  app.add_option("--advertise-host", options.advertise_host,
+                 "Host the stores reach --repair-ack-bind at (empty: as bound)")
+      ->envname("DDSPLIT_ADVERTISE_HOST");
+  app.add_option("--read-repair", options.read_repair,
+                 "Degraded reads schedule a repair of their key (true/false)")
+      ->envname("DDSPLIT_READ_REPAIR")->capture_default_str();
   app.add_option("--admin-host", admin_options.host, "Admin HTTP host")->envname("DDSPLIT_ADMIN_HOST")->capture_default_str();
   app.add_option("--admin-port", admin_options.port, "Admin HTTP port (0: any)")->envname("DDSPLIT_ADMIN_PORT")->capture_default_str();
   app.add_option("--announce-fd", announce_fd, "Write a JSON line with the bound endpoints to this fd when ready");
@@ -87,6 +92,14 @@ int main(int argc, char** argv) {
                    options.client_bind.c_str());
       return 2;
     }
+    auto repair_port = transport::BindPort(options.repair_ack_bind);
+    if (!repair_port) {
+      std::fprintf(stderr,
+                   "ddsplit-assembler: --repair-ack-bind must be tcp://HOST:PORT, ipc://PATH or "
+                   "inproc://NAME, got '%s'\n",
+                   options.repair_ack_bind.c_str());
+      return 2;
+    }
     if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
       std::fprintf(stderr,
                    "ddsplit-assembler: --admin-host must be set and --admin-port be 0..65535\n");
@@ -102,7 +115,8 @@ int main(int argc, char** argv) {
     nlohmann::json config = {{"service", "assembler"},
                              {"admin_port", admin_options.port},
                              {"admin_paths", {"/metrics", "/healthz", "/readyz"}},
-                             {"ports", {{"client", port_json(*client_port)}}},
+                             {"ports", {{"client", port_json(*client_port)},
+                                        {"repair-ack", port_json(*repair_port)}}},
                              {"k", options.shape.k},
                              {"m", options.shape.m},
                              {"write_quorum", options.shape.EffectiveQuorum()},

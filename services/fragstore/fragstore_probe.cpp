@@ -76,6 +76,13 @@ FragstoreProbe::FragstoreProbe(metrics::ProcessMetrics& process)
                          "Stored fragments that failed their checksum when read.");
   acks_dropped_ = &AddCounter(registry, "ddsplit_fragstore_acks_dropped_total",
                               "Acknowledgements that could not be delivered to a splitter.");
+  scrub_bytes_ = &AddCounter(registry, "ddsplit_fragstore_scrub_bytes_verified_total",
+                             "Fragment bytes the scrub verified against their checksum "
+                             "(rate() of it: how much was verified recently).");
+  scrub_corrupt_ = &AddCounter(registry, "ddsplit_fragstore_scrub_corrupt_fragments_total",
+                               "Fragments the scrub found failing their checksum or unreadable.");
+  scrub_passes_ = &AddCounter(registry, "ddsplit_fragstore_scrub_passes_total",
+                              "Complete scrub passes over every fragment of the store.");
   estimated_keys_ = &AddGauge(registry, "ddsplit_fragstore_estimated_entries",
                               "RocksDB's estimate of metadata entries held.");
   live_data_bytes_ = &AddGauge(registry, "ddsplit_fragstore_live_data_bytes",
@@ -143,6 +150,18 @@ void FragstoreProbe::CorruptFragmentDetected() {
   corrupt_->Increment();
 }
 
+void FragstoreProbe::ScrubVerified(uint64_t bytes) {
+  if (!Enabled()) return;
+  scrub_bytes_->Increment(static_cast<double>(bytes));
+}
+void FragstoreProbe::ScrubCorrupt() {
+  if (!Enabled()) return;
+  scrub_corrupt_->Increment();
+}
+void FragstoreProbe::ScrubPassCompleted() {
+  if (!Enabled()) return;
+  scrub_passes_->Increment();
+}
 void FragstoreProbe::AckDropped() {
   if (!Enabled()) return;
   acks_dropped_->Increment();

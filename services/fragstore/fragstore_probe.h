@@ -48,6 +48,11 @@ class FragstoreProbe {
   metrics::OperationMetrics& fetch() { return fetch_; }
   metrics::OperationMetrics& list() { return list_; }
   metrics::OperationMetrics& write() { return write_; }
+  // Scrub (scrubber.h): fragment bytes verified against their checksum, fragments found corrupt
+  // (or unreadable), complete passes over the store.
+  void ScrubVerified(uint64_t bytes);
+  void ScrubCorrupt();
+  void ScrubPassCompleted();
   // Storage figures, refreshed periodically by the server.
   void StorageStats(const StoreStats& stats);
 
@@ -66,6 +71,9 @@ class FragstoreProbe {
   prometheus::Counter* bytes_served_ = nullptr;
   prometheus::Counter* corrupt_ = nullptr;
   prometheus::Counter* acks_dropped_ = nullptr;
+  prometheus::Counter* scrub_bytes_ = nullptr;
+  prometheus::Counter* scrub_corrupt_ = nullptr;
+  prometheus::Counter* scrub_passes_ = nullptr;
   metrics::StageHistograms stages_;
   metrics::OperationMetrics fetch_;
   metrics::OperationMetrics list_;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "common/metrics/admin_server.h"
@@ -14,6 +15,7 @@
 #include "services/fragstore/fragment_store.h"
 #include "services/fragstore/fragstore_probe.h"
 #include "services/fragstore/fragstore_server.h"
+#include "services/fragstore/scrubber.h"
 
 namespace {
 
@@ -48,6 +50,8 @@ int main(int argc, char** argv) {
   uint64_t memtable_mb = 128;
   uint64_t max_record_bytes = 64ull << 20;
   bool check_config = false;
+  fragstore::ScrubOptions scrub_options;
+  int64_t scrub_pause_s = 60;
 
   app.add_option("--store-id", store_id_text, "Stable store id, or 'auto' for the host name's ordinal")
       ->envname("DDSPLIT_STORE_ID")->required();
@@ -69,6 +73,11 @@ int main(int argc, char** argv) {
       ->envname("DDSPLIT_MEMTABLE_MB")->capture_default_str();
   app.add_option("--max-record-bytes", max_record_bytes, "Largest record accepted")
       ->envname("DDSPLIT_MAX_RECORD_BYTES")->capture_default_str();
+  app.add_option("--scrub-bytes-per-second", scrub_options.bytes_per_second,
+                 "Verify stored fragments' checksums in the background at this rate (0: off)")
+      ->envname("DDSPLIT_SCRUB_BYTES_PER_SECOND")->capture_default_str();
+  app.add_option("--scrub-pause-seconds", scrub_pause_s, "Pause between two scrub passes")
+      ->envname("DDSPLIT_SCRUB_PAUSE_SECONDS")->capture_default_str();
   app.add_option("--announce-fd", announce_fd, "Write a JSON line with the bound endpoints to this fd when ready");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->envname("DDSPLIT_LOG_LEVEL")->capture_default_str();
@@ -156,6 +165,9 @@ int main(int argc, char** argv) {
   spdlog::info("store {} ready: ingest {} read {} admin {} sync={}", *store_id,
                server.ingest_endpoint(), server.read_endpoint(), *admin_port, sync);
 
+  scrub_options.pass_pause = std::chrono::seconds(std::max<int64_t>(0, scrub_pause_s));
+  fragstore::Scrubber scrubber(**store, probe, scrub_options);
+  scrubber.Start();
   server.Run(shutdown.fd());
 
   spdlog::info("draining done, flushing");

@@ -11,6 +11,7 @@
 #include <iterator>
 
 #include "client/client.h"
+#include "tools/ddsplit/heal_command.h"
 
 namespace ddsplit::cli {
 namespace {
@@ -299,6 +300,7 @@ void AddDataCommands(CLI::App& app) {
       }
     });
   }
+  AddHealCommand(app, [common] { return ConnectOrExit(*common); }, &common->json);
 }
 
 }  // namespace ddsplit::cli
