@@ -14,10 +14,6 @@
 #include "services/splitter/splitter_probe.h"
 #include "services/splitter/splitter_server.h"
 
-namespace {
-
-}  // namespace
-
 int main(int argc, char** argv) {
   using namespace ddsplit;
   CLI::App app{"ddsplit-splitter: erasure-codes records and writes their fragments to stores"};
