@@ -1301,7 +1301,7 @@ void AssemblerServer::ForwardRepairReplies() {
         transport::ReceiveMultipart(repairer_->results_socket(), repair_frames_, 2, overflow);
     if (!got.ok() || !*got) return;
     if (overflow || repair_frames_.size() != 2) continue;
-    SendToClient(repair_frames_[0], std::span(&repair_frames_[1], 1));
+    SendToClient(repair_frames_[0], std::move(repair_frames_[1]));
   }
 }
 
