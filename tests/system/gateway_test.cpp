@@ -721,5 +721,52 @@ TEST_CASE("backend failures: 503 + Retry-After without a splitter, 504 when the 
   CHECK_MESSAGE(terminated.ok(), (terminated.ok() ? "" : terminated.error().ToString()));
 }
 
+TEST_CASE("overload through the gateway: 503 with Retry-After, then back to normal") {
+  // 32 HTTP clients through 8 gateway threads against a splitter that takes 2 writes at a
+  // time: the excess must come back as 503 + Retry-After, never as another failure, and the
+  // gateway must serve normally afterwards.
+  auto options = GatewayClusterOptions();
+  options.extra_splitter_args = {"--max-in-flight", "2"};
+  TestCluster cluster(options);
+  const std::string value(60000, 'v');
+  std::atomic<int> ok{0}, busy{0}, other{0}, busy_without_retry_after{0};
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 32; ++t) {
+    senders.emplace_back([&, t] {
+      httplib::Client client("127.0.0.1", GatewayPort(cluster));
+      client.set_read_timeout(std::chrono::seconds(30));
+      for (int i = 0; i < 15; ++i) {
+        auto path = "/v1/records/flood/" + std::to_string(t) + "/" + std::to_string(i);
+        auto answer = client.Put(path, value, "application/octet-stream");
+        if (!answer) {
+          ++other;
+        } else if (answer->status == 200 || answer->status == 201) {
+          ++ok;
+        } else if (answer->status == 503) {
+          ++busy;
+          if (answer->get_header_value("Retry-After").empty()) ++busy_without_retry_after;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& sender : senders) sender.join();
+  CAPTURE(ok.load());
+  CAPTURE(busy.load());
+  CHECK(busy > 0);
+  CHECK(ok > 0);
+  CHECK(other == 0);
+  CHECK(busy_without_retry_after == 0);
+  auto client = Http(cluster);
+  for (int i = 0; i < 5; ++i) {
+    auto answer = client->Put("/v1/records/after-flood/" + std::to_string(i), value,
+                              "application/octet-stream");
+    REQUIRE(answer);
+    CHECK(answer->status == 201);
+  }
+}
+
 }  // namespace
 }  // namespace ddsplit::testing
+
