@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
   }
   // codec: every shape edge once — k=1 m=0, k=16 m=8, a large record.
   Write(root / "codec_roundtrip", "seed-shape-0", std::string("\x00\x00\x10\x00\x00\x00\x00\x00\x00xy", 11));
-  Write(root / "codec_roundtrip", "seed-shape-1", std::string("\x0f\x08\xff\xff\x03\x03\x00\x00\x00abc", 12));
+  Write(root / "codec_roundtrip", "seed-shape-1", std::string("\x0f\x08\xff\xff\x03\x03\x00\x00\x00" "abc", 12));
   // Servers: an input of zeros is the "sane" path of each (a valid write / get, honest stores).
   Write(root / "fragstore_server", "seed-sane", std::string(64, '\0'));
   Write(root / "splitter_server", "seed-sane", std::string(64, '\0'));

@@ -24,12 +24,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!header.ok()) return 0;
   const wire::FragmentHeader& h = **header;
   volatile uint64_t sink = h.checksum() + h.record_checksum() + h.tombstone();
-  if (h.content_type() != nullptr) sink += h.content_type()->size();
+  if (h.content_type() != nullptr) sink = sink + (h.content_type()->size());
   if (h.metadata() != nullptr) {
-    for (const auto* entry : *h.metadata()) sink += wire::View(entry->name()).size() + wire::View(entry->value()).size();
+    for (const auto* entry : *h.metadata()) sink = sink + (wire::View(entry->name()).size() + wire::View(entry->value()).size());
   }
   if (h.placement() != nullptr) {
-    for (uint32_t id : *h.placement()) sink += id;
+    for (uint32_t id : *h.placement()) sink = sink + (id);
   }
   (void)sink;
   // The store's ranged fetch (fragstore_server.cpp): only for data fragments.

@@ -22,7 +22,7 @@ namespace {
 volatile uint64_t sink;
 
 void Touch(std::string_view s) {
-  if (!s.empty()) sink += static_cast<uint8_t>(s.front()) + static_cast<uint8_t>(s.back());
+  if (!s.empty()) sink = sink + (static_cast<uint8_t>(s.front()) + static_cast<uint8_t>(s.back()));
 }
 
 void Touch(const flatbuffers::Vector<flatbuffers::Offset<wire::MetaEntry>>* metadata) {
@@ -36,11 +36,11 @@ void Touch(const flatbuffers::Vector<flatbuffers::Offset<wire::MetaEntry>>* meta
 void Touch(const wire::RecordInfo* info) {
   if (info == nullptr) return;
   Touch(wire::View(info->key()));
-  sink += wire::FromWire(info->version()).hlc + info->size() + info->checksum() + info->k() + info->m();
+  sink = sink + (wire::FromWire(info->version()).hlc + info->size() + info->checksum() + info->k() + info->m());
   Touch(wire::View(info->content_type()));
   Touch(info->metadata());
   if (info->placement() != nullptr) {
-    for (uint32_t id : *info->placement()) sink += id;
+    for (uint32_t id : *info->placement()) sink = sink + (id);
   }
 }
 
@@ -54,11 +54,11 @@ void CheckHeader(const flatbuffers::Vector<uint8_t>* nested) {
   auto header = wire::ParseFragmentHeader(bytes);
   if (!header.ok()) return;
   const wire::FragmentHeader& h = **header;
-  sink += h.index() + h.k() + h.m() + h.size() + h.record_size() + h.checksum() + h.tombstone();
+  sink = sink + (h.index() + h.k() + h.m() + h.size() + h.record_size() + h.checksum() + h.tombstone());
   Touch(wire::View(h.content_type()));
   Touch(h.metadata());
   if (h.placement() != nullptr) {
-    for (uint32_t id : *h.placement()) sink += id;
+    for (uint32_t id : *h.placement()) sink = sink + (id);
   }
   // What the store's ranged fetch computes from a header.
   if (h.k() > 0 && h.index() < h.k()) {
@@ -108,7 +108,7 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
         codec::ByteSpan range{get->range()->offset(), get->range()->length()};
         DDSPLIT_FUZZ_ASSERT(range.end() >= range.offset);
       }
-      sink += get->head_only() + get->suffix_length();
+      sink = sink + (get->head_only() + get->suffix_length());
       break;
     }
     case wire::Body::MultiGetRequest:
@@ -116,21 +116,21 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
       break;
     case wire::Body::ListRequest: {
       const auto* list = env.body_as_ListRequest();
-      sink += IsValidUtf8(wire::View(list->prefix())) + IsValidUtf8(wire::View(list->cursor())) + list->limit();
+      sink = sink + (IsValidUtf8(wire::View(list->prefix())) + IsValidUtf8(wire::View(list->cursor())) + list->limit());
       break;
     }
     case wire::Body::StatRequest:
       (void)ValidateKey(wire::View(env.body_as_StatRequest()->key()));
       break;
     case wire::Body::PutReply:
-      sink += wire::FromWire(env.body_as_PutReply()->version()).hlc + env.body_as_PutReply()->size();
+      sink = sink + (wire::FromWire(env.body_as_PutReply()->version()).hlc + env.body_as_PutReply()->size());
       break;
     case wire::Body::DeleteReply:
-      sink += wire::FromWire(env.body_as_DeleteReply()->version()).hlc;
+      sink = sink + (wire::FromWire(env.body_as_DeleteReply()->version()).hlc);
       break;
     case wire::Body::GetReply:
       Touch(env.body_as_GetReply()->info());
-      sink += env.body_as_GetReply()->payload_frames();
+      sink = sink + (env.body_as_GetReply()->payload_frames());
       break;
     case wire::Body::MultiGetReply:
       if (const auto* items = env.body_as_MultiGetReply()->items()) {
@@ -145,7 +145,7 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
         for (const auto* entry : *entries) {
           Touch(wire::View(entry->key()));
           Touch(wire::View(entry->content_type()));
-          sink += wire::FromWire(entry->version()).hlc;
+          sink = sink + (wire::FromWire(entry->version()).hlc);
         }
       }
       Touch(wire::View(env.body_as_ListReply()->next_cursor()));
@@ -153,7 +153,7 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
     case wire::Body::StatReply:
       Touch(env.body_as_StatReply()->info());
       if (const auto* fragments = env.body_as_StatReply()->fragments()) {
-        for (const auto* f : *fragments) sink += f->store_id() + static_cast<uint8_t>(f->state());
+        for (const auto* f : *fragments) sink = sink + (f->store_id() + static_cast<uint8_t>(f->state()));
       }
       break;
     case wire::Body::WriteFragment:
@@ -161,28 +161,28 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
       break;
     case wire::Body::CommitVersion:
       (void)ValidateKey(wire::View(env.body_as_CommitVersion()->key()));
-      sink += wire::FromWire(env.body_as_CommitVersion()->version()).hlc;
+      sink = sink + (wire::FromWire(env.body_as_CommitVersion()->version()).hlc);
       break;
     case wire::Body::AbortVersion:
       (void)ValidateKey(wire::View(env.body_as_AbortVersion()->key()));
       break;
     case wire::Body::FragmentAck: {
       const auto* ack = env.body_as_FragmentAck();
-      sink += ack->write_id() + ack->store_id() + ack->fragment_index();
+      sink = sink + (ack->write_id() + ack->store_id() + ack->fragment_index());
       if (ack->error() != nullptr) Touch(wire::FromWire(ack->error()).message());
       break;
     }
     case wire::Body::FetchRequest: {
       const auto* fetch = env.body_as_FetchRequest();
       (void)ValidateKey(wire::View(fetch->key()));
-      sink += wire::FromWire(fetch->version()).hlc + fetch->want_payload() + fetch->verify();
+      sink = sink + (wire::FromWire(fetch->version()).hlc + fetch->want_payload() + fetch->verify());
       break;
     }
     case wire::Body::FetchReply: {
       const auto* reply = env.body_as_FetchReply();
       if (reply->versions() != nullptr) {
         for (const auto* held : *reply->versions()) {
-          sink += wire::FromWire(held->version()).hlc + held->committed();
+          sink = sink + (wire::FromWire(held->version()).hlc + held->committed());
           CheckHeader(held->header());
         }
       }
@@ -204,7 +204,7 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
     case wire::Body::StoreStatRequest:
       break;
     case wire::Body::StoreStatReply:
-      sink += env.body_as_StoreStatReply()->fragments();
+      sink = sink + (env.body_as_StoreStatReply()->fragments());
       break;
     case wire::Body::NONE:
       break;
