@@ -206,6 +206,17 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
     case wire::Body::StoreStatReply:
       sink = sink + (env.body_as_StoreStatReply()->fragments());
       break;
+    case wire::Body::RepairRequest:
+      (void)ValidateKey(wire::View(env.body_as_RepairRequest()->key()));
+      break;
+    case wire::Body::RepairReply: {
+      const auto* reply = env.body_as_RepairReply();
+      for (const auto* indexes : {reply->rebuilt(), reply->failed()}) {
+        if (indexes == nullptr) continue;
+        for (uint8_t index : *indexes) sink = sink + index;
+      }
+      break;
+    }
     case wire::Body::NONE:
       break;
   }
