@@ -251,6 +251,10 @@ TEST_CASE("a fragment corrupted on disk is rebuilt, and the heal binary reports 
   CHECK(MetricValue(prom, "ddsplit_heal_fragments_rebuilt").value_or(-1) == 1);
   CHECK(MetricValue(prom, "ddsplit_heal_records_by_spare_fragments{spare=\"1\"}").value_or(-1) ==
         1);
+  CHECK(MetricValue(prom, "ddsplit_heal_in_progress").value_or(-1) == 0);
+  CHECK(MetricValue(prom, "ddsplit_heal_pass_records_repaired").value_or(-1) == 1);
+  CHECK(MetricValue(prom, "ddsplit_heal_estimated_seconds_to_full_redundancy").value_or(-1) == 0);
+  CHECK(MetricValue(prom, "ddsplit_heal_repair_bytes_per_second").value_or(-1) > 0);
 
   REQUIRE(WaitForFullRedundancy(c, {"victim"}, 10s));
   // Lose two stores other than the repaired one: the repaired fragment is needed and intact.

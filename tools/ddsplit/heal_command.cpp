@@ -25,6 +25,32 @@ std::string HumanBytes(double bytes) {
   return text;
 }
 
+// Replaces `path` atomically (write a temporary, rename), so a textfile collector never reads
+// half a file. Returns false when it could not.
+bool WriteMetricsFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path + ".tmp");
+  out << text;
+  out.close();
+  return out && std::rename((path + ".tmp").c_str(), path.c_str()) == 0;
+}
+
+// The progress a finished pass ends with.
+heal::HealProgress FinalProgress(const heal::HealReport& report) {
+  heal::HealProgress done;
+  done.phase = heal::HealProgress::Phase::kDone;
+  done.keys_checked = report.keys_checked;
+  done.at_risk = report.at_risk;
+  done.repairs_done = report.repaired;
+  done.bytes_written = report.bytes_written;
+  done.bytes_per_second = report.seconds > 0 ? report.bytes_written / report.seconds : 0;
+  done.eta_seconds = 0;
+  return done;
+}
+
+std::string PassMetrics(const heal::HealReport& report) {
+  return heal::ReportMetrics(report) + heal::ProgressMetrics(FinalProgress(report));
+}
+
 }  // namespace
 
 void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>()> connect,
@@ -54,6 +80,11 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
     if (*every > 0) {
       while (true) {
         heal::HealOptions run = *options;
+        if (!metrics_file->empty()) {
+          run.progress = [metrics_file](const heal::HealProgress& p) {
+            WriteMetricsFile(*metrics_file, heal::ProgressMetrics(p));
+          };
+        }
         const auto started = std::chrono::steady_clock::now();
         auto result = heal::Heal(*c, run);
         if (!result.ok()) {
@@ -69,12 +100,7 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
               HumanBytes(result->bytes_written).c_str(), result->seconds,
               static_cast<unsigned long long>(result->failures));
           std::fflush(stdout);
-          if (!metrics_file->empty()) {
-            std::ofstream out(*metrics_file + ".tmp");
-            out << heal::ReportMetrics(*result);
-            out.close();
-            if (out) std::rename((*metrics_file + ".tmp").c_str(), metrics_file->c_str());
-          }
+          if (!metrics_file->empty()) WriteMetricsFile(*metrics_file, PassMetrics(*result));
         }
         // Pacing between passes, not synchronisation.
         std::this_thread::sleep_until(started + std::chrono::seconds(*every));
@@ -82,8 +108,9 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
     }
     const bool tty = !*quiet && isatty(STDERR_FILENO) == 1;
     heal::HealOptions run = *options;
+    std::function<void(const heal::HealProgress&)> show;
     if (tty) {
-      run.progress = [](const heal::HealProgress& p) {
+      show = [](const heal::HealProgress& p) {
         if (p.phase == heal::HealProgress::Phase::kWalk) {
           std::fprintf(stderr, "\r\033[Kchecking: %llu records, %llu lacking redundancy",
                        static_cast<unsigned long long>(p.keys_checked),
@@ -106,19 +133,21 @@ void AddHealCommand(CLI::App& app, std::function<std::unique_ptr<client::Client>
         std::fflush(stderr);
       };
     }
+    // While the pass runs, the metrics file says how far it is and when it should be done.
+    if (show || !metrics_file->empty()) {
+      run.progress = [show, metrics_file](const heal::HealProgress& p) {
+        if (show) show(p);
+        if (!metrics_file->empty()) WriteMetricsFile(*metrics_file, heal::ProgressMetrics(p));
+      };
+    }
     auto result = heal::Heal(*c, run);
     if (!result.ok()) {
       std::fprintf(stderr, "ddsplit: heal: %s\n", result.error().ToString().c_str());
       std::exit(1);
     }
     const auto& r = *result;
-    if (!metrics_file->empty()) {
-      std::ofstream out(*metrics_file + ".tmp");
-      out << heal::ReportMetrics(r);
-      out.close();
-      if (!out || std::rename((*metrics_file + ".tmp").c_str(), metrics_file->c_str()) != 0) {
-        std::fprintf(stderr, "ddsplit: heal: cannot write %s\n", metrics_file->c_str());
-      }
+    if (!metrics_file->empty() && !WriteMetricsFile(*metrics_file, PassMetrics(r))) {
+      std::fprintf(stderr, "ddsplit: heal: cannot write %s\n", metrics_file->c_str());
     }
     if (*json) {
       nlohmann::json by_spare = nlohmann::json::object();

@@ -1,6 +1,7 @@
 #include "tools/heal/heal.h"
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 namespace ddsplit::heal {
@@ -175,11 +176,41 @@ Result<HealReport> Heal(client::Client& client, const HealOptions& options) {
   return report;
 }
 
+namespace {
+
+void MetricLine(std::string& out, const char* name, const char* help, const char* type,
+                double value) {
+  out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+  out += std::string(name) + " " + (std::isnan(value) ? std::string("NaN") : std::to_string(value)) +
+         "\n";
+}
+
+}  // namespace
+
+std::string ProgressMetrics(const HealProgress& progress) {
+  std::string out;
+  const bool done = progress.phase == HealProgress::Phase::kDone;
+  MetricLine(out, "ddsplit_heal_in_progress", "1 while a heal pass runs.", "gauge", done ? 0 : 1);
+  MetricLine(out, "ddsplit_heal_pass_records_at_risk",
+             "Records the running (or last) pass found lacking a healthy fragment so far.", "gauge",
+             static_cast<double>(progress.at_risk));
+  MetricLine(out, "ddsplit_heal_pass_records_repaired",
+             "Records the running (or last) pass has repaired so far.", "gauge",
+             static_cast<double>(progress.repairs_done));
+  MetricLine(out, "ddsplit_heal_repair_bytes_per_second",
+             "Fragment bytes written per second by the running (or last) pass's repairs.", "gauge",
+             progress.bytes_per_second);
+  MetricLine(out, "ddsplit_heal_estimated_seconds_to_full_redundancy",
+             "Estimated time until every record the pass found at risk is repaired (NaN: unknown).",
+             "gauge",
+             done ? 0.0 : progress.eta_seconds < 0 ? std::nan("") : progress.eta_seconds);
+  return out;
+}
+
 std::string ReportMetrics(const HealReport& report) {
   std::string out;
   auto line = [&](const char* name, const char* help, const char* type, double value) {
-    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
-    out += std::string(name) + " " + std::to_string(value) + "\n";
+    MetricLine(out, name, help, type, value);
   };
   line("ddsplit_heal_keys_checked", "Records whose health the last heal asked.", "gauge",
        static_cast<double>(report.keys_checked));

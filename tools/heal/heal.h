@@ -70,4 +70,9 @@ Result<HealReport> Heal(client::Client& client, const HealOptions& options);
 // The report's figures in the Prometheus text format (for a node_exporter textfile collector).
 std::string ReportMetrics(const HealReport& report);
 
+// A pass's progress in the same format, for writing while it runs: whether a pass is running,
+// records at risk and repaired so far, the repair write rate and the estimated time to full
+// redundancy (NaN while unknown, 0 once the pass is done).
+std::string ProgressMetrics(const HealProgress& progress);
+
 }  // namespace ddsplit::heal
