@@ -128,8 +128,11 @@ function typeProblems(renderings) {
   );
   let output = "";
   try {
+    // tsc names files relative to its working directory: run it in `dir`, where the names are
+    // resolved below (from elsewhere, a checkout under /tmp made every name unresolvable).
     execFileSync(process.execPath, [path.join(NODE_MODULES, "typescript/bin/tsc"), "-p", dir], {
       encoding: "utf8",
+      cwd: dir,
     });
   } catch (e) {
     output = (e.stdout || "") + (e.stderr || "");
