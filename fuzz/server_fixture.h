@@ -52,6 +52,21 @@ class ServiceThread {
   std::thread thread_;
 };
 
+// The fixture of a target, created on the first input and destroyed at exit (which stops its
+// service thread before the process's statics go away).
+template <typename Fixture>
+Fixture& FixtureOnce() {
+  static Fixture* fixture = nullptr;
+  if (fixture == nullptr) {
+    fixture = new Fixture;
+    std::atexit([] {
+      delete fixture;
+      fixture = nullptr;
+    });
+  }
+  return *fixture;
+}
+
 inline zmq::socket_t MakePeerSocket(zmq::context_t& context, zmq::socket_type type) {
   transport::SocketOptions options;
   options.send_hwm = 100000;

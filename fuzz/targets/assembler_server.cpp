@@ -85,18 +85,7 @@ struct Fixture {
   }
 };
 
-Fixture* fixture = nullptr;
-
-Fixture& Get() {
-  if (fixture == nullptr) {
-    fixture = new Fixture;
-    std::atexit([] {
-      delete fixture;
-      fixture = nullptr;
-    });
-  }
-  return *fixture;
-}
+Fixture& Get() { return FixtureOnce<Fixture>(); }
 
 Version FuzzVersion(FuzzInput& in) {
   uint8_t v = in.Byte();

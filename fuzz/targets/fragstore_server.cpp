@@ -75,18 +75,7 @@ struct Fixture {
   }
 };
 
-Fixture* fixture = nullptr;
-
-Fixture& Get() {
-  if (fixture == nullptr) {
-    fixture = new Fixture;
-    std::atexit([] {
-      delete fixture;
-      fixture = nullptr;
-    });
-  }
-  return *fixture;
-}
+Fixture& Get() { return FixtureOnce<Fixture>(); }
 
 std::string FuzzKey(FuzzInput& in, const std::string& ns) {
   static const char* kSuffixes[] = {"a", "a/b", "b", "\xc3\xa9", "k"};

@@ -209,18 +209,7 @@ struct Fixture {
   }
 };
 
-Fixture* fixture = nullptr;
-
-Fixture& Get() {
-  if (fixture == nullptr) {
-    fixture = new Fixture;
-    std::atexit([] {
-      delete fixture;
-      fixture = nullptr;
-    });
-  }
-  return *fixture;
-}
+Fixture& Get() { return FixtureOnce<Fixture>(); }
 
 bool CleanHeaderText(std::string_view text) {
   return text.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;

@@ -72,18 +72,7 @@ struct Fixture {
   }
 };
 
-Fixture* fixture = nullptr;
-
-Fixture& Get() {
-  if (fixture == nullptr) {
-    fixture = new Fixture;
-    std::atexit([] {
-      delete fixture;
-      fixture = nullptr;
-    });
-  }
-  return *fixture;
-}
+Fixture& Get() { return FixtureOnce<Fixture>(); }
 
 // A request this input sent, and what is known about its write.
 struct Request {
