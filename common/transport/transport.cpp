@@ -59,6 +59,14 @@ std::optional<int> BindPort(std::string_view endpoint) {
   return port;
 }
 
+Result<int> CheckBindPort(std::string_view flag, std::string_view endpoint) {
+  if (auto port = BindPort(endpoint)) return *port;
+  return Error(ErrorCode::kInvalidArgument,
+               "--" + std::string(flag) +
+                   " must be tcp://HOST:PORT, ipc://PATH or inproc://NAME, got '" +
+                   std::string(endpoint) + "'");
+}
+
 Status Connect(zmq::socket_t& socket, const std::string& endpoint) {
   try {
     socket.connect(endpoint);

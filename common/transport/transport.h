@@ -45,6 +45,8 @@ Status Connect(zmq::socket_t& socket, const std::string& endpoint);
 // endpoint without a port (ipc://, inproc://), nullopt when malformed. Parses only: services
 // use it to check their configuration (--check-config) before binding anything.
 std::optional<int> BindPort(std::string_view endpoint);
+// BindPort for the value of flag --`flag`: kInvalidArgument naming the flag when malformed.
+Result<int> CheckBindPort(std::string_view flag, std::string_view endpoint);
 
 // Replaces the host of a bound tcp endpoint ("tcp://0.0.0.0:5000" + "10.0.0.7") so peers can
 // reach it; an empty host leaves the endpoint unchanged.

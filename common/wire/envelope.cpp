@@ -115,16 +115,12 @@ void Timings::Add(Stage stage, uint64_t queue_ns, uint64_t work_ns) {
 }
 
 void Timings::AddFrom(const flatbuffers::Vector<const StageTiming*>* other) {
+  // In place: ParseEnvelope refused envelopes whose timings are misaligned.
   if (other == nullptr) return;
-  // The verifier checks a struct vector's length field, not its elements' 8-byte alignment: a
-  // hostile message can misalign them, so copy each element out instead of using it in place.
-  const uint8_t* data = other->Data();
-  for (flatbuffers::uoffset_t i = 0; i < other->size(); ++i) {
+  for (const auto* timing : *other) {
     if (count_ + kReservedForOwn >= items_.size()) return;
-    StageTiming timing;
-    std::memcpy(&timing, data + static_cast<size_t>(i) * sizeof(StageTiming), sizeof(StageTiming));
-    if (timing.stage() >= kStageCount) continue;
-    items_[count_++] = timing;
+    if (timing->stage() >= kStageCount) continue;
+    items_[count_++] = *timing;
   }
 }
 

@@ -84,21 +84,13 @@ int main(int argc, char** argv) {
     };
     // One JSON line on stdout: what this configuration would serve and use (deployment checks
     // compare it with the Kubernetes manifests). Nothing is bound or connected.
-    auto client_port = transport::BindPort(options.client_bind);
-    if (!client_port) {
-      std::fprintf(stderr,
-                   "ddsplit-assembler: --client-bind must be tcp://HOST:PORT, ipc://PATH or "
-                   "inproc://NAME, got '%s'\n",
-                   options.client_bind.c_str());
-      return 2;
-    }
-    auto repair_port = transport::BindPort(options.repair_ack_bind);
-    if (!repair_port) {
-      std::fprintf(stderr,
-                   "ddsplit-assembler: --repair-ack-bind must be tcp://HOST:PORT, ipc://PATH or "
-                   "inproc://NAME, got '%s'\n",
-                   options.repair_ack_bind.c_str());
-      return 2;
+    auto client_port = transport::CheckBindPort("client-bind", options.client_bind);
+    auto repair_port = transport::CheckBindPort("repair-ack-bind", options.repair_ack_bind);
+    for (const auto* port : {&client_port, &repair_port}) {
+      if (!port->ok()) {
+        std::fprintf(stderr, "ddsplit-assembler: %s\n", port->error().message().c_str());
+        return 2;
+      }
     }
     if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
       std::fprintf(stderr,

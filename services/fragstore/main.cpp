@@ -97,15 +97,13 @@ int main(int argc, char** argv) {
   if (check_config) {
     // One JSON line on stdout: what this configuration would serve (deployment checks compare it
     // with the Kubernetes manifests). Nothing is opened or bound.
-    auto ingest_port = transport::BindPort(server_options.ingest_bind);
-    auto read_port = transport::BindPort(server_options.read_bind);
-    if (!ingest_port || !read_port) {
-      std::fprintf(stderr,
-                   "ddsplit-fragstore: --%s must be tcp://HOST:PORT, ipc://PATH or "
-                   "inproc://NAME, got '%s'\n",
-                   ingest_port ? "read-bind" : "ingest-bind",
-                   (ingest_port ? server_options.read_bind : server_options.ingest_bind).c_str());
-      return 2;
+    auto ingest_port = transport::CheckBindPort("ingest-bind", server_options.ingest_bind);
+    auto read_port = transport::CheckBindPort("read-bind", server_options.read_bind);
+    for (const auto* port : {&ingest_port, &read_port}) {
+      if (!port->ok()) {
+        std::fprintf(stderr, "ddsplit-fragstore: %s\n", port->error().message().c_str());
+        return 2;
+      }
     }
     if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
       std::fprintf(stderr,

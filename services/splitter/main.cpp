@@ -86,15 +86,13 @@ int main(int argc, char** argv) {
     };
     // One JSON line on stdout: what this configuration would serve and use (deployment checks
     // compare it with the Kubernetes manifests). Nothing is bound or connected.
-    auto client_port = transport::BindPort(options.client_bind);
-    auto ack_port = transport::BindPort(options.ack_bind);
-    if (!client_port || !ack_port) {
-      std::fprintf(stderr,
-                   "ddsplit-splitter: --%s must be tcp://HOST:PORT, ipc://PATH or "
-                   "inproc://NAME, got '%s'\n",
-                   client_port ? "ack-bind" : "client-bind",
-                   (client_port ? options.ack_bind : options.client_bind).c_str());
-      return 2;
+    auto client_port = transport::CheckBindPort("client-bind", options.client_bind);
+    auto ack_port = transport::CheckBindPort("ack-bind", options.ack_bind);
+    for (const auto* port : {&client_port, &ack_port}) {
+      if (!port->ok()) {
+        std::fprintf(stderr, "ddsplit-splitter: %s\n", port->error().message().c_str());
+        return 2;
+      }
     }
     if (admin_options.port < 0 || admin_options.port > 65535 || admin_options.host.empty()) {
       std::fprintf(stderr,
