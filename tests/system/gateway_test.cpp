@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "tests/harness/harness.h"
+#include "tests/support/raw_http_client.h"
 
 namespace ddsplit::testing {
 namespace {
@@ -86,49 +87,6 @@ void CheckProblem(const httplib::Result& response, int status, const std::string
   CHECK(doc["request_id"] == response->get_header_value("X-Request-Id"));
   if (!code.empty()) CHECK(doc["code"] == code);
 }
-
-// A raw client socket.
-class RawClient {
- public:
-  explicit RawClient(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(static_cast<uint16_t>(port));
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
-  }
-  ~RawClient() { ::close(fd_); }
-  void Send(std::string_view bytes) {
-    REQUIRE(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(bytes.size()));
-  }
-  // Reads until the peer closes or `timeout` passes; returns what arrived.
-  std::string ReadUntilClosed(std::chrono::milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (!closed_) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) break;
-      pollfd item{fd_, POLLIN, 0};
-      if (::poll(&item, 1, static_cast<int>(left)) <= 0) continue;
-      char chunk[4096];
-      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      received_.append(chunk, static_cast<size_t>(n));
-    }
-    return received_;
-  }
-  bool closed() const { return closed_; }
-
- private:
-  int fd_ = -1;
-  std::string received_;
-  bool closed_ = false;
-};
 
 // A GET on its own connection (Connection: close), for answers cpp-httplib's client mishandles
 // (it waits for a body after 304, which has none). Returns the status line and headers.
