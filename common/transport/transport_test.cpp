@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "common/transport/buffer_pool.h"
+#include "common/transport/connection_watch.h"
 #include "common/transport/transport.h"
 
 namespace ddsplit::transport {
@@ -103,6 +104,41 @@ TEST_CASE("an immediate PUSH with no peer fails fast instead of queueing") {
   REQUIRE(sent.ok());
   CHECK(*sent == SendOutcome::kWouldBlock);
   CHECK(frames[0].size() == 1);  // left intact for the caller
+}
+
+// Waits (on the watch's events, with a deadline) until connected() becomes `expected`.
+bool WatchReaches(ConnectionWatch& watch, bool expected) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (watch.connected() != expected) {
+    zmq::pollitem_t item{watch.events().handle(), 0, ZMQ_POLLIN, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || zmq::poll(&item, 1, left) == 0) return false;
+    watch.Update();
+  }
+  return true;
+}
+
+TEST_CASE("a connection watch follows an immediate PUSH's peer coming and going") {
+  zmq::context_t context;
+  SocketOptions options;
+  options.immediate = true;
+  auto push = MakeSocket(context, zmq::socket_type::push, options);
+  REQUIRE(push.ok());
+  auto watch = ConnectionWatch::Create(context, *push);
+  REQUIRE(watch.ok());
+  CHECK(!(*watch)->connected());
+  auto pull = MakeSocket(context, zmq::socket_type::pull, SocketOptions{});
+  auto endpoint = Bind(*pull, "tcp://127.0.0.1:0");
+  REQUIRE(endpoint.ok());
+  REQUIRE(Connect(*push, *endpoint).ok());
+  REQUIRE(WatchReaches(**watch, true));
+  // Connected means an immediate send is accepted.
+  std::vector<zmq::message_t> frames;
+  frames.emplace_back("x", 1);
+  CHECK(*SendMultipart(*push, frames) == SendOutcome::kSent);
+  CHECK(ReceiveWithin(*pull, 1)[0].to_string() == "x");
+  pull->close();
+  CHECK(WatchReaches(**watch, false));
 }
 
 TEST_CASE("a mandatory ROUTER reports an unknown peer") {

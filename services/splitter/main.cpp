@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   int announce_fd = -1;
   int64_t writer_id = -1;
   int64_t write_timeout_ms = options.write_timeout.count();
+  int64_t connect_wait_ms = 5000;
   bool check_config = false;
 
   app.add_option("--client-bind", options.client_bind, "ROUTER endpoint for clients")
@@ -52,6 +53,10 @@ int main(int argc, char** argv) {
       ->envname("DDSPLIT_MAX_RECORD_BYTES")->capture_default_str();
   app.add_option("--write-timeout-ms", write_timeout_ms, "Deadline for reaching the write quorum")
       ->envname("DDSPLIT_WRITE_TIMEOUT_MS")->capture_default_str();
+  app.add_option("--connect-wait-ms", connect_wait_ms,
+                 "At start-up, wait up to this long for a connection to every store before "
+                 "announcing (writes made meanwhile would miss the unconnected stores)")
+      ->envname("DDSPLIT_CONNECT_WAIT_MS")->check(CLI::NonNegativeNumber)->capture_default_str();
   app.add_option("--max-in-flight", options.max_in_flight_writes, "Writes in flight before answering BUSY")
       ->envname("DDSPLIT_MAX_IN_FLIGHT")->capture_default_str();
   app.add_option("--max-in-flight-bytes", options.max_in_flight_bytes, "Record bytes in flight before answering BUSY")
@@ -117,6 +122,7 @@ int main(int argc, char** argv) {
         {"m", options.shape.m},
         {"write_quorum", options.shape.EffectiveQuorum()},
         {"drain_timeout_ms", options.drain_timeout.count()},
+        {"connect_wait_ms", connect_wait_ms},
         {"stores", stores}};
     std::printf("%s\n", config.dump().c_str());
     return 0;
@@ -132,14 +138,29 @@ int main(int argc, char** argv) {
     spdlog::critical("{}", server.error().ToString());
     return 1;
   }
-  metrics::AdminServer admin(admin_options, process_metrics, [&shutdown]() -> Status {
+  const size_t quorum = static_cast<size_t>(options.shape.EffectiveQuorum());
+  const size_t store_count_total = options.stores.size();
+  splitter::SplitterServer& splitter = **server;
+  metrics::AdminServer admin(admin_options, process_metrics, [&]() -> Status {
     if (shutdown.requested()) return Error(ErrorCode::kUnavailable, "draining");
+    // Ready while a write can still reach its quorum.
+    if (size_t connected = splitter.stores_connected(); connected < quorum) {
+      return Error(ErrorCode::kUnavailable,
+                   "connected to " + std::to_string(connected) + " of " +
+                       std::to_string(store_count_total) + " stores; writes need " +
+                       std::to_string(quorum));
+    }
     return OkStatus();
   });
   auto admin_port = admin.Start();
   if (!admin_port.ok()) {
     spdlog::critical("{}", admin_port.error().ToString());
     return 1;
+  }
+  size_t connected = splitter.WaitForStores(std::chrono::milliseconds(connect_wait_ms));
+  if (connected < store_count_total) {
+    spdlog::warn("connected to {} of {} stores after {} ms; writes miss the others until they "
+                 "connect", connected, store_count_total, connect_wait_ms);
   }
   nlohmann::json announcement = {{"service", "splitter"},
                                  {"pid", getpid()},

@@ -6,6 +6,7 @@ namespace ddsplit::splitter {
 namespace {
 
 using metrics::AddCounter;
+using metrics::AddGauge;
 using metrics::Enabled;
 
 }  // namespace
@@ -61,6 +62,9 @@ SplitterProbe::SplitterProbe(metrics::ProcessMetrics& process)
       &AddCounter(registry, "ddsplit_splitter_writes_under_replicated_total",
                   "Writes answered as successful although at least one of their fragments is "
                   "known not to be stored (records without full redundancy).");
+  stores_connected_ = &AddGauge(registry, "ddsplit_splitter_stores_connected",
+                                "Stores this splitter has a working connection to (ZeroMQ "
+                                "handshake done); a store not connected misses its fragments.");
 }
 
 void SplitterProbe::MessageRejected(SplitterReject reason) {
@@ -101,6 +105,11 @@ void SplitterProbe::LateAck(bool failed) {
 void SplitterProbe::WriteUnderReplicated() {
   if (!Enabled()) return;
   under_replicated_->Increment();
+}
+
+void SplitterProbe::StoresConnected(size_t count) {
+  if (!Enabled()) return;
+  stores_connected_->Set(static_cast<double>(count));
 }
 
 }  // namespace ddsplit::splitter

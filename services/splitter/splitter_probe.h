@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include <prometheus/counter.h>
+#include <prometheus/gauge.h>
 
 #include "common/metrics/metrics.h"
 
@@ -36,6 +37,8 @@ class SplitterProbe {
   void LateAck(bool failed);
   // A write answered as successful although some of its fragments are known not to be stored.
   void WriteUnderReplicated();
+  // How many placement stores the splitter has a working connection to.
+  void StoresConnected(size_t count);
 
  private:
   metrics::StageHistograms stages_;
@@ -53,6 +56,7 @@ class SplitterProbe {
   prometheus::Counter* late_acks_ = nullptr;
   prometheus::Counter* late_failures_ = nullptr;
   prometheus::Counter* under_replicated_ = nullptr;
+  prometheus::Gauge* stores_connected_ = nullptr;
 };
 
 }  // namespace ddsplit::splitter

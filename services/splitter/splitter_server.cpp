@@ -1,5 +1,7 @@
 #include "services/splitter/splitter_server.h"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "common/base/key.h"
@@ -100,8 +102,11 @@ Status SplitterServer::Start() {
     push_options.send_hwm = 256;
     auto push = transport::MakeSocket(context_, zmq::socket_type::push, push_options);
     if (!push.ok()) return std::move(push).error();
+    auto watch = transport::ConnectionWatch::Create(context_, *push);
+    if (!watch.ok()) return std::move(watch).error();
     DDSPLIT_RETURN_IF_ERROR(transport::Connect(*push, options_.stores[i].ingest));
     store_sockets_.push_back(std::move(*push));
+    store_watches_.push_back(std::move(*watch));
     store_index_[options_.stores[i].id.value()] = i;
   }
 
@@ -110,18 +115,57 @@ Status SplitterServer::Start() {
   return OkStatus();
 }
 
+size_t SplitterServer::WaitForStores(std::chrono::milliseconds timeout) {
+  std::vector<zmq::pollitem_t> items;
+  for (auto& watch : store_watches_) items.push_back({watch->events().handle(), 0, ZMQ_POLLIN, 0});
+  SteadyTime deadline = clock_.Now() + timeout;
+  UpdateStoreConnections();
+  while (stores_connected() < store_watches_.size()) {
+    SteadyTime now = clock_.Now();
+    if (now >= deadline) break;
+    try {
+      zmq::poll(items.data(), items.size(),
+                std::chrono::milliseconds(transport::PollTimeoutMs(now, deadline, kPollCap)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("poll failed: {}", e.what());
+    }
+    UpdateStoreConnections();
+  }
+  return stores_connected();
+}
+
+void SplitterServer::UpdateStoreConnections() {
+  bool changed = false;
+  for (auto& watch : store_watches_) changed |= watch->Update();
+  if (!changed) return;
+  size_t connected = 0;
+  for (size_t i = 0; i < store_watches_.size(); ++i) {
+    if (store_watches_[i]->connected()) {
+      ++connected;
+    } else {
+      spdlog::debug("store {} not connected", options_.stores[i].id.value());
+    }
+  }
+  stores_connected_.store(connected, std::memory_order_relaxed);
+  probe_.StoresConnected(connected);
+}
+
 void SplitterServer::Run(int stop_fd) {
   std::vector<zmq::message_t> frames;
-  zmq::pollitem_t items[] = {{acks_.handle(), 0, ZMQ_POLLIN, 0},
-                             {clients_.handle(), 0, ZMQ_POLLIN, 0},
-                             {nullptr, stop_fd, ZMQ_POLLIN, 0}};
+  // Acks, clients, one connection watch per store, and last the stop fd (not polled while
+  // draining).
+  std::vector<zmq::pollitem_t> items = {{acks_.handle(), 0, ZMQ_POLLIN, 0},
+                                        {clients_.handle(), 0, ZMQ_POLLIN, 0}};
+  for (auto& watch : store_watches_) items.push_back({watch->events().handle(), 0, ZMQ_POLLIN, 0});
+  items.push_back({nullptr, stop_fd, ZMQ_POLLIN, 0});
+  const zmq::pollitem_t& stop_item = items.back();
   bool draining = false;
   SteadyTime drain_deadline{};
   SteadyTime last_activity = clock_.Now();
   bool trimmed = true;
   while (true) {
     try {
-      zmq::poll(items, draining ? 2 : 3, kPollCap);
+      zmq::poll(items.data(), draining ? items.size() - 1 : items.size(), kPollCap);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::error("poll failed: {}", e.what());
       continue;
@@ -129,12 +173,13 @@ void SplitterServer::Run(int stop_fd) {
     SteadyTime now = clock_.Now();
     wake_ns_ = metrics::UnixNanos();
     wake_steady_ = now;
-    if (!draining && Readable(items[2])) {
+    if (!draining && Readable(stop_item)) {
       draining = true;
       drain_deadline = now + options_.drain_timeout;
       spdlog::info("draining {} writes in flight", in_flight_);
     }
     bool active = false;
+    if (std::any_of(items.begin() + 2, items.end() - 1, Readable)) UpdateStoreConnections();
     if (Readable(items[0])) {
       active = true;
       for (int i = 0; i < 1024; ++i) {

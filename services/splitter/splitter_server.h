@@ -6,6 +6,7 @@
 // told to commit (or abort) the version. Single-threaded; Run() from one thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -20,6 +21,7 @@
 #include "common/codec/reed_solomon.h"
 #include "common/config/store_list.h"
 #include "common/placement/placement.h"
+#include "common/transport/connection_watch.h"
 #include "common/wire/envelope.h"
 #include "services/splitter/quorum.h"
 #include "services/splitter/record_encoder.h"
@@ -52,6 +54,13 @@ class SplitterServer {
   const std::string& client_endpoint() const { return client_endpoint_; }
   const std::string& ack_endpoint() const { return ack_endpoint_; }
   size_t in_flight() const { return in_flight_; }
+  // Stores with a finished connection (ZeroMQ handshake done) as of the loop's last look;
+  // a store not connected misses the fragments sent meanwhile. Safe from any thread.
+  size_t stores_connected() const { return stores_connected_.load(std::memory_order_relaxed); }
+
+  // Before Run(): waits until every store is connected or `timeout` has passed, so the first
+  // writes after start-up reach every store. Returns stores_connected().
+  size_t WaitForStores(std::chrono::milliseconds timeout);
 
   // Serves until `stop_fd` becomes readable; then refuses new writes, finishes the ones in
   // flight (until drain_timeout) and returns.
@@ -71,6 +80,8 @@ class SplitterServer {
   void ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error);
   void SendToClient(zmq::message_t&& client, zmq::message_t&& body);
   void SendControl(const PendingWrite& write, bool commit);
+  // Reads the connection watches' waiting events; updates stores_connected() and its metric.
+  void UpdateStoreConnections();
 
   SplitterOptions options_;
   zmq::context_t& context_;
@@ -83,6 +94,8 @@ class SplitterServer {
   zmq::socket_t clients_;
   zmq::socket_t acks_;
   std::vector<zmq::socket_t> store_sockets_;  // parallel to options_.stores
+  std::vector<std::unique_ptr<transport::ConnectionWatch>> store_watches_;  // parallel too
+  std::atomic<size_t> stores_connected_{0};
   std::unordered_map<uint32_t, size_t> store_index_;  // store id -> position in store_sockets_
   std::string client_endpoint_;
   std::string ack_endpoint_;

@@ -75,6 +75,34 @@ TEST_CASE("records of every size round-trip byte for byte, also by range") {
   CHECK(empty_range.error().code() == ErrorCode::kRangeNotSatisfiable);
 }
 
+TEST_CASE("a splitter announces itself connected to every store; its readiness follows the quorum") {
+  TestCluster tc;
+  auto& cluster = tc.cluster();
+  auto connected = [&]() -> double {
+    auto metrics = tc.Metrics(Role::kSplitter, 0);
+    return metrics.ok() ? MetricValue(*metrics, "ddsplit_splitter_stores_connected").value_or(-1) : -1;
+  };
+  // No waiting: a splitter that has announced has finished its handshake with every store, so
+  // the first writes reach all six.
+  CHECK(connected() == 6);
+  PutOrFail(tc.client(), "first", AsBytes("written right after start-up"));
+  REQUIRE(WaitForFullRedundancy(tc.client(), {"first"}));
+  auto ready = [&] {
+    auto status = tc.AdminStatus(Role::kSplitter, 0, "/readyz");
+    return status.ok() ? *status : -1;
+  };
+  REQUIRE(cluster.Kill(Role::kStore, 1).ok());
+  REQUIRE(WaitFor([&] { return connected() == 5; }, std::chrono::seconds(15)));
+  CHECK(ready() == 200);  // 5 stores still make the write quorum (k + 1)
+  REQUIRE(cluster.Kill(Role::kStore, 4).ok());
+  REQUIRE(WaitFor([&] { return connected() == 4; }, std::chrono::seconds(15)));
+  CHECK(ready() == 503);
+  REQUIRE(cluster.Restart(Role::kStore, 1).ok());
+  REQUIRE(cluster.Restart(Role::kStore, 4).ok());
+  REQUIRE(WaitFor([&] { return connected() == 6; }, std::chrono::seconds(15)));
+  CHECK(ready() == 200);
+}
+
 TEST_CASE("with any two stores killed every record reads back; with three, a clear error") {
   TestCluster tc;
   auto& c = tc.client();
