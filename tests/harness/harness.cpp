@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -137,17 +138,29 @@ bool WaitForAllStoresReachable(client::Client& client, const std::string& key,
 
 bool WaitForFullRedundancy(client::Client& client, const std::vector<std::string>& keys,
                            std::chrono::milliseconds timeout) {
-  return WaitFor(
+  std::string lacking;  // the last key found lacking, with its fragments' states
+  bool redundant = WaitFor(
       [&] {
         return std::all_of(keys.begin(), keys.end(), [&](const std::string& key) {
           auto stat = client.Stat(key);
-          return stat.ok() && !stat->fragments.empty() &&
-                 std::all_of(stat->fragments.begin(), stat->fragments.end(), [](const auto& f) {
-                   return f.state == client::FragmentState::kOk;
-                 });
+          bool ok = stat.ok() && !stat->fragments.empty() &&
+                    std::all_of(stat->fragments.begin(), stat->fragments.end(), [](const auto& f) {
+                      return f.state == client::FragmentState::kOk;
+                    });
+          if (!ok) {
+            lacking = key + ":";
+            if (!stat.ok()) lacking += " " + stat.error().ToString();
+            for (const auto& f : stat.ok() ? stat->fragments : decltype(stat->fragments){}) {
+              lacking += " " + std::string(client::FragmentStateName(f.state));
+            }
+          }
+          return ok;
         });
       },
       timeout);
+  // Tests report only the boolean; say which record lacked what, for the failure's log.
+  if (!redundant) std::fprintf(stderr, "not fully redundant: %s\n", lacking.c_str());
+  return redundant;
 }
 
 }  // namespace ddsplit::testing
