@@ -3,9 +3,13 @@ include(${doctest_DIR}/doctest.cmake)
 
 # ddsplit_test(NAME LABEL SOURCES... LIBS ...) builds a doctest binary and registers it with CTest
 # under the given label (unit, component or system).
+# doctest's main() is compiled once for every test binary (it takes seconds to compile).
+add_library(ddsplit_doctest_main OBJECT ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp)
+target_link_libraries(ddsplit_doctest_main PUBLIC doctest::doctest)
+
 function(ddsplit_test name label)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS" ${ARGN})
-  add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cpp)
+  add_executable(${name} ${T_SOURCES} $<TARGET_OBJECTS:ddsplit_doctest_main>)
   target_link_libraries(${name} PRIVATE doctest::doctest ${T_LIBS})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 300)
