@@ -305,6 +305,7 @@ TEST_CASE("a flipped byte in a stored fragment is detected and the read returns 
   auto& c = tc.client();
   auto value = RandomBytes(256 * 1024, 4242);
   PutOrFail(c, "victim", value);
+  REQUIRE(WaitForFullRedundancy(c, {"victim"}));
   int store = tc.StoreHoldingFragment("victim", 0);
   // Stop the store cleanly so its data reaches its files, then damage fragment 0 on disk.
   REQUIRE(cluster.Terminate(Role::kStore, store).ok());
@@ -314,18 +315,20 @@ TEST_CASE("a flipped byte in a stored fragment is detected and the read returns 
   REQUIRE(cluster.Restart(Role::kStore, store).ok());
   REQUIRE(WaitForAllStoresReachable(c, "victim"));
 
-  auto got = c.Get("victim");
-  REQUIRE(got.ok());
-  CHECK(got->value.ToString() == AsString(value));
-  CHECK(got->degraded);
+  // Stat first: the read below schedules a read repair, which may rebuild the fragment at once.
   auto stat = c.Stat("victim");
   REQUIRE(stat.ok());
   int corrupt = 0;
   for (const auto& f : stat->fragments) corrupt += f.state == client::FragmentState::kCorrupt ? 1 : 0;
   CHECK(corrupt == 1);
+  auto got = c.Get("victim");
+  REQUIRE(got.ok());
+  CHECK(got->value.ToString() == AsString(value));
+  CHECK(got->degraded);
   auto metrics = tc.Metrics(Role::kStore, store);
   REQUIRE(metrics.ok());
   CHECK(MetricValue(*metrics, "ddsplit_fragstore_corrupt_fragments_total").value_or(0) >= 1);
+  CHECK(WaitForFullRedundancy(c, {"victim"}));  // the read's repair rebuilt fragment 0
 }
 
 TEST_CASE("delete then get is not found, and listing pages through 10,000 keys exactly once") {
