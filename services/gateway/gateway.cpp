@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
@@ -12,6 +13,7 @@
 #include "common/base/key.h"
 #include "common/base/version.h"
 #include "common/metrics/metrics.h"
+#include "common/transport/buffer_pool.h"
 
 namespace ddsplit::gateway {
 namespace {
@@ -69,6 +71,9 @@ bool IsTransportFailure(ErrorCode code) {
 // Per HTTP thread: its client and a reusable body buffer.
 struct Gateway::ThreadState {
   std::unique_ptr<client::Client> client;
+  // The kept PUT buffer. Its thread holds the mutex while a request uses the buffer, so
+  // ReleaseIdleMemory() (another thread) frees it only when unused; never contended otherwise.
+  std::mutex buffer_mutex;
   std::unique_ptr<std::byte[]> buffer;
   size_t capacity = 0;
 };
@@ -255,7 +260,23 @@ Status Gateway::CheckReady() {
 
 // ------------------------------------------------------------------------------ dispatch
 
+void Gateway::ReleaseIdleMemory() {
+  for (auto& state : threads_) {
+    std::unique_lock lock(state->buffer_mutex, std::try_to_lock);
+    if (!lock.owns_lock()) continue;  // in use: that thread is busy after all
+    state->buffer.reset();
+    state->capacity = 0;
+  }
+  transport::BufferPool::Global().Trim();
+}
+
 void Gateway::Handle(HttpExchange& ex) {
+  requests_started_.fetch_add(1, std::memory_order_relaxed);
+  requests_in_flight_.fetch_add(1, std::memory_order_relaxed);
+  struct InFlight {
+    std::atomic<int>& count;
+    ~InFlight() { count.fetch_sub(1, std::memory_order_relaxed); }
+  } in_flight{requests_in_flight_};
   Context ctx(ex);
   std::string_view given_id = ex.Header("X-Request-Id");
   ctx.request_id = IsAcceptableRequestId(given_id) ? std::string(given_id) : NewRequestId();
@@ -444,6 +465,7 @@ void Gateway::PutRecord(Context& ctx) {
   ThreadState& state = *threads_[ex.thread_index()];
   std::unique_ptr<std::byte[]> own;
   std::byte* data = nullptr;
+  std::unique_lock buffer_lock(state.buffer_mutex);
   if (size <= kKeptBufferBytes) {
     if (state.capacity < size || !state.buffer) {
       size_t capacity = std::max<size_t>(size, 64 * 1024);

@@ -73,6 +73,14 @@ class Gateway {
 
   const GatewayOptions& options() const { return options_; }
 
+  // Requests begun since start, and those not yet answered: main() watches them to give memory
+  // back once the gateway is idle.
+  uint64_t requests_started() const { return requests_started_.load(std::memory_order_relaxed); }
+  int requests_in_flight() const { return requests_in_flight_.load(std::memory_order_relaxed); }
+  // Frees the buffers threads keep between requests (those not in use) and returns the C
+  // library's free memory to the system. For when the gateway is idle; thread-safe.
+  void ReleaseIdleMemory();
+
  private:
   struct ThreadState;
   struct Context;
@@ -93,6 +101,8 @@ class Gateway {
   GatewayProbe& probe_;
   zmq::context_t& context_;
   std::vector<std::unique_ptr<ThreadState>> threads_;
+  std::atomic<uint64_t> requests_started_{0};
+  std::atomic<int> requests_in_flight_{0};
 
   // Readiness: when each side last answered (steady clock, ns), and the probing client.
   std::atomic<int64_t> splitter_answered_ns_{0};

@@ -34,12 +34,29 @@ std::vector<std::string> SplitList(const std::string& text) {
   return out;
 }
 
-bool WaitForShutdown(int fd) {
+// Waits until `fd` (the shutdown signal) becomes readable. Meanwhile, once the gateway has
+// started no request for a second and has none in flight, gives the memory its threads used
+// back to the system (glibc keeps freed memory in per-thread arenas otherwise).
+void WaitForShutdown(int fd, ddsplit::gateway::Gateway& gateway) {
+  constexpr int kTickMs = 500;
+  constexpr int kIdleTicks = 2;
+  uint64_t started = gateway.requests_started();
+  int idle_ticks = 0;
+  bool trimmed = true;  // nothing to give back at start-up
   for (;;) {
     pollfd item{fd, POLLIN, 0};
-    int ready = ::poll(&item, 1, -1);
-    if (ready > 0) return true;
-    if (ready < 0 && errno != EINTR) return false;
+    int ready = ::poll(&item, 1, kTickMs);
+    if (ready > 0) return;
+    if (ready < 0 && errno != EINTR) return;
+    uint64_t now_started = gateway.requests_started();
+    if (now_started != started || gateway.requests_in_flight() > 0) {
+      started = now_started;
+      idle_ticks = 0;
+      trimmed = false;
+    } else if (!trimmed && ++idle_ticks >= kIdleTicks) {
+      gateway.ReleaseIdleMemory();
+      trimmed = true;
+    }
   }
 }
 
@@ -226,7 +243,7 @@ int main(int argc, char** argv) {
   spdlog::info("gateway ready: {} admin {} threads {} splitters {} assemblers {}", url, *admin_port,
                http.threads, options.splitters.size(), options.assemblers.size());
 
-  WaitForShutdown(shutdown.fd());
+  WaitForShutdown(shutdown.fd(), service);
   spdlog::info("gateway draining: {} connections open", server.connections());
   size_t left = server.Shutdown(std::chrono::milliseconds(drain_timeout_ms));
   if (left > 0) spdlog::warn("gateway: {} connections still busy after the drain time", left);
