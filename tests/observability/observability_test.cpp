@@ -249,6 +249,7 @@ void DegradedRead(TestCluster& tc, const std::string& key, std::span<const std::
 // files, one bit of data fragment 0 is flipped on disk, and the store restarted.
 void CorruptFragment(TestCluster& tc, const std::string& key, std::span<const std::byte> value) {
   auto& cluster = tc.cluster();
+  REQUIRE(WaitForFullRedundancy(tc.client(), {key}));  // fragment 0 is on its store's disk
   const int store = tc.StoreHoldingFragment(key, 0);
   REQUIRE(cluster.Terminate(Role::kStore, store).ok());
   auto changed = FlipByteWhere(cluster.Info(Role::kStore, store).data_dir, value.subspan(1000, 64), 7);
