@@ -65,6 +65,13 @@ Result<int> TestCluster::AdminStatus(Role role, int index, const std::string& pa
   return response->status;
 }
 
+Status TestCluster::FlipStoredByte(int index, std::span<const std::byte> needle, size_t offset) {
+  DDSPLIT_RETURN_IF_ERROR(cluster_->Terminate(Role::kStore, index));
+  auto changed = FlipByteWhere(cluster_->Info(Role::kStore, index).data_dir, needle, offset);
+  if (!changed.ok()) return std::move(changed).error();
+  return cluster_->Restart(Role::kStore, index);
+}
+
 int TestCluster::StoreHoldingFragment(const std::string& key, int fragment) {
   auto stat = client().Stat(key);
   if (!stat.ok()) throw std::runtime_error("stat failed: " + stat.error().ToString());

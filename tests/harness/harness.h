@@ -40,6 +40,11 @@ class TestCluster {
   // GET `path` of a process's admin port; returns the status code.
   Result<int> AdminStatus(Role role, int index, const std::string& path);
 
+  // Damages a store's data on disk: stops store `index` cleanly (so its data reaches its files),
+  // flips one bit of the byte at `offset` within the first match of `needle` in its files
+  // (FlipByteWhere below), and restarts it. Errors: as FlipByteWhere, or the stop/restart's.
+  Status FlipStoredByte(int index, std::span<const std::byte> needle, size_t offset);
+
   // Index (in the cluster's store list) of the store holding fragment `fragment` of `key`.
   int StoreHoldingFragment(const std::string& key, int fragment);
 

@@ -248,13 +248,10 @@ void DegradedRead(TestCluster& tc, const std::string& key, std::span<const std::
 // A stored fragment with a flipped byte: the store is stopped cleanly so the bytes reach its
 // files, one bit of data fragment 0 is flipped on disk, and the store restarted.
 void CorruptFragment(TestCluster& tc, const std::string& key, std::span<const std::byte> value) {
-  auto& cluster = tc.cluster();
   REQUIRE(WaitForFullRedundancy(tc.client(), {key}));  // fragment 0 is on its store's disk
   const int store = tc.StoreHoldingFragment(key, 0);
-  REQUIRE(cluster.Terminate(Role::kStore, store).ok());
-  auto changed = FlipByteWhere(cluster.Info(Role::kStore, store).data_dir, value.subspan(1000, 64), 7);
-  REQUIRE_MESSAGE(changed.ok(), changed.error().ToString());
-  REQUIRE(cluster.Restart(Role::kStore, store).ok());
+  auto flipped = tc.FlipStoredByte(store, value.subspan(1000, 64), 7);
+  REQUIRE_MESSAGE(flipped.ok(), flipped.error().ToString());
   REQUIRE(WaitForAllStoresReachable(tc.client(), key));
 }
 

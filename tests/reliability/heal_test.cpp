@@ -206,11 +206,8 @@ TEST_CASE("a fragment corrupted on disk is rebuilt, and the heal binary reports 
   }
   REQUIRE(WaitForFullRedundancy(c, {"victim"}, 30s));
   int store = tc.StoreHoldingFragment("victim", 0);
-  REQUIRE(cluster.Terminate(Role::kStore, store).ok());
-  auto changed = FlipByteWhere(cluster.Info(Role::kStore, store).data_dir,
-                               std::span(value).subspan(1000, 64), 7);
-  REQUIRE_MESSAGE(changed.ok(), changed.error().ToString());
-  REQUIRE(cluster.Restart(Role::kStore, store).ok());
+  auto flipped = tc.FlipStoredByte(store, std::span(value).subspan(1000, 64), 7);
+  REQUIRE_MESSAGE(flipped.ok(), flipped.error().ToString());
   REQUIRE(WaitForAllStoresReachable(c, "victim"));
   auto stat = c.Stat("victim");
   REQUIRE(stat.ok());
@@ -331,7 +328,6 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
   cluster::ClusterOptions options;
   options.extra_store_args = {"--scrub-bytes-per-second=50000000", "--scrub-pause-seconds=1"};
   TestCluster tc(options);
-  auto& cluster = tc.cluster();
   auto& c = tc.client();
   auto value = RandomBytes(128 * 1024, 99);
   {
@@ -351,11 +347,8 @@ TEST_CASE("the scrub finds a corrupted fragment in the background") {
       20s));
   CHECK(scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") == 0);
 
-  REQUIRE(cluster.Terminate(Role::kStore, store).ok());
-  auto changed = FlipByteWhere(cluster.Info(Role::kStore, store).data_dir,
-                               std::span(value).subspan(32 * 1024 + 500, 64), 3);
-  REQUIRE_MESSAGE(changed.ok(), changed.error().ToString());
-  REQUIRE(cluster.Restart(Role::kStore, store).ok());
+  auto flipped = tc.FlipStoredByte(store, std::span(value).subspan(32 * 1024 + 500, 64), 3);
+  REQUIRE_MESSAGE(flipped.ok(), flipped.error().ToString());
   CHECK(WaitFor(
       [&] { return scrub_metric("ddsplit_fragstore_scrub_corrupt_fragments_total") >= 1; }, 20s));
   // The repair rebuilds it; the next passes find nothing more.
