@@ -147,7 +147,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (what == 5) {
       // List within the namespace, after a cursor, with a limit.
       std::string prefix = ns + std::string(in.Bytes(2));
-      std::string after = in.Bool() ? keys[in.Range(0, keys.size() - 1)] : std::string();
+      // The cursor: none, one of the keys, or any bytes (a NUL too) within the namespace.
+      uint8_t cursor_kind = in.Byte();
+      std::string after = (cursor_kind & 1) ? keys[in.Range(0, keys.size() - 1)]
+                          : (cursor_kind & 2) ? ns + std::string(in.Bytes(3))
+                                              : std::string();
       size_t limit = in.Range(1, 8);
       std::vector<std::string> seen;
       auto more = db.store->List(prefix, after, [&](std::string_view key, const fragstore::KeyVersions&) {

@@ -311,6 +311,11 @@ Result<PinnedPayload> FragmentStore::ReadPayload(std::string_view key, Version v
 
 Result<bool> FragmentStore::List(std::string_view prefix, std::string_view after,
                                  const KeyVisitor& visit) const {
+  // Internal keys are the key, kGroupEnd (NUL), a tag and a version, and no key holds a NUL:
+  // a prefix with one matches no key (but would match the tail of internal keys), and keys sort
+  // after `after` exactly when they sort after its part before the first NUL.
+  if (prefix.find(kGroupEnd) != std::string_view::npos) return false;
+  after = after.substr(0, after.find(kGroupEnd));
   std::string start(prefix);
   if (!after.empty()) {
     std::string past_after(after);

@@ -176,6 +176,13 @@ TEST_CASE("listing visits each key once, in order, after the cursor and within t
   CHECK(more);
   CHECK(list("", "c", 10, &more).empty());
   CHECK(!more);
+
+  // No key holds a NUL byte; internal keys do (after the key), and must not leak through.
+  using namespace std::string_literals;
+  CHECK(list("a\0"s, "", 100, &more).empty());
+  CHECK(list("b/1\0"s, "", 100, &more).empty());
+  CHECK(list("", "a\0"s, 1, &more) == std::vector<std::string>{"a\x01"});
+  CHECK(list("b/", "b/1\0\x01"s, 100, &more) == std::vector<std::string>{"b/2", "b/3"});
 }
 
 TEST_CASE("stats report what is stored") {
