@@ -3,12 +3,15 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 
 #include "common/wire/envelope.h"
@@ -82,6 +85,37 @@ bool IsTombstone(std::string_view header) {
 
 }  // namespace
 
+// RocksDB stops all writes after any background error. A compaction that meets corrupt data (a
+// flipped bit in a blob file that blob garbage collection must move, a damaged SST block) would
+// so turn one bad fragment into a store that accepts nothing until restarted, and fails again at
+// the next compaction. DDSplit has redundancy for exactly this: the damaged fragment reads as
+// corrupt (checksums are verified on every read), read repair, scrub and heal rewrite it, and
+// the rewrite lets compaction drop the damaged copy. So corruption met by a compaction is
+// counted and logged, and writes go on; RocksDB retries the compaction (after a pause) until the
+// fragment has been rewritten. Every other background error (WAL, flush, disk full) still stops
+// writes: those mean new writes would not be durable.
+class FragmentStore::CompactionCorruptionTolerance : public rocksdb::EventListener {
+ public:
+  explicit CompactionCorruptionTolerance(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  const char* Name() const override { return "ddsplit.CompactionCorruptionTolerance"; }
+
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    if (reason != rocksdb::BackgroundErrorReason::kCompaction || !error->IsCorruption()) return;
+    uint64_t seen = ++tolerated_;
+    if ((seen & (seen - 1)) == 0) {  // 1st, 2nd, 4th, 8th ...: RocksDB retries about once a second
+      spdlog::warn("store {}: compaction met corrupt data ({} times so far); writes go on, the "
+                   "damaged fragment reads as corrupt until repaired: {}",
+                   data_dir_, seen, error->ToString());
+    }
+    *error = rocksdb::Status::OK();
+  }
+  uint64_t tolerated() const { return tolerated_.load(std::memory_order_relaxed); }
+
+ private:
+  std::string data_dir_;
+  std::atomic<uint64_t> tolerated_{0};
+};
+
 struct FragmentStore::KeyState {
   struct Entry {
     Version version;
@@ -120,6 +154,8 @@ Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& o
   db_options.max_open_files = 512;
   db_options.max_total_wal_size = options.memtable_bytes * 2;
   db_options.keep_log_file_num = 3;
+  store->corruption_tolerance_ = std::make_shared<CompactionCorruptionTolerance>(options.data_dir);
+  db_options.listeners.push_back(store->corruption_tolerance_);
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = store->cache_;
@@ -382,6 +418,7 @@ StoreStats FragmentStore::Stats() const {
   if (db_->GetIntProperty("rocksdb.num-running-compactions", &value)) stats.running_compactions = value;
   if (db_->GetIntProperty("rocksdb.is-write-stopped", &value)) stats.write_stopped = value != 0;
   if (db_->GetIntProperty("rocksdb.background-errors", &value)) stats.background_errors = value;
+  stats.compaction_corruptions = corruption_tolerance_->tolerated();
   struct statvfs fs {};
   if (::statvfs(options_.data_dir.c_str(), &fs) == 0) {
     stats.filesystem_size_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
@@ -394,6 +431,18 @@ Status FragmentStore::Flush() {
   rocksdb::FlushOptions flush;
   auto status = db_->Flush(flush, {meta_, payload_});
   if (!status.ok()) return FromRocks(status, "flush");
+  return OkStatus();
+}
+
+Status FragmentStore::CompactAll() {
+  rocksdb::CompactRangeOptions compact;
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;  // no trivial moves
+  compact.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
+  compact.blob_garbage_collection_age_cutoff = 1.0;  // every blob file, not only the oldest
+  for (auto* family : {meta_, payload_}) {
+    auto status = db_->CompactRange(compact, family, nullptr, nullptr);
+    if (!status.ok()) return FromRocks(status, "compaction");
+  }
   return OkStatus();
 }
 

@@ -27,6 +27,7 @@
 
 namespace rocksdb {
 class DB;
+class EventListener;
 class ColumnFamilyHandle;
 class PinnableSlice;
 class Cache;
@@ -102,6 +103,7 @@ struct StoreStats {
   uint64_t running_compactions = 0;
   bool write_stopped = false;             // RocksDB stopped writes (stall)
   uint64_t background_errors = 0;         // accumulated since open
+  uint64_t compaction_corruptions = 0;    // corrupt data met by compactions since open, tolerated
   uint64_t filesystem_size_bytes = 0;
   uint64_t filesystem_avail_bytes = 0;    // available to this (unprivileged) process
 };
@@ -136,13 +138,19 @@ class FragmentStore {
   bool syncs_wal() const { return options_.sync; }
   // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
   Status Flush();
+  // Compacts everything now and rewrites every live fragment out of old blob files (forced blob
+  // garbage collection): reclaims all space held by overwritten fragments. Slow; maintenance.
+  Status CompactAll();
 
  private:
   struct KeyState;
   FragmentStore() = default;
   Status LoadKeyState(std::string_view key, KeyState& state) const;
 
+  class CompactionCorruptionTolerance;
+
   StoreOptions options_;
+  std::shared_ptr<CompactionCorruptionTolerance> corruption_tolerance_;  // before db_: outlives it
   std::unique_ptr<rocksdb::DB> db_;
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;

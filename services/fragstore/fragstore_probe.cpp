@@ -102,6 +102,10 @@ FragstoreProbe::FragstoreProbe(metrics::ProcessMetrics& process)
                              "1 while RocksDB has stopped writes (a stall), else 0.");
   background_errors_ = &AddGauge(registry, "ddsplit_fragstore_background_errors",
                                  "RocksDB background errors since the store opened.");
+  compaction_corruptions_ = &AddGauge(
+      registry, "ddsplit_fragstore_compaction_corruptions",
+      "Corrupt data met by RocksDB compactions since the store opened. Tolerated: writes go on, "
+      "the damaged fragment reads as corrupt until read repair, scrub or heal rewrites it.");
   filesystem_size_ = &AddGauge(registry, "ddsplit_fragstore_filesystem_size_bytes",
                                "Size of the file system holding the store's data directory.");
   filesystem_avail_ =
@@ -182,6 +186,7 @@ void FragstoreProbe::StorageStats(const StoreStats& stats) {
   running_compactions_->Set(D(stats.running_compactions));
   write_stopped_->Set(stats.write_stopped ? 1 : 0);
   background_errors_->Set(D(stats.background_errors));
+  compaction_corruptions_->Set(D(stats.compaction_corruptions));
   filesystem_size_->Set(D(stats.filesystem_size_bytes));
   filesystem_avail_->Set(D(stats.filesystem_avail_bytes));
 }

@@ -87,6 +87,7 @@ class FragstoreProbe {
   prometheus::Gauge* running_compactions_ = nullptr;
   prometheus::Gauge* write_stopped_ = nullptr;
   prometheus::Gauge* background_errors_ = nullptr;
+  prometheus::Gauge* compaction_corruptions_ = nullptr;
   prometheus::Gauge* filesystem_size_ = nullptr;
   prometheus::Gauge* filesystem_avail_ = nullptr;
 };

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -57,6 +56,19 @@ Result<std::string> TestCluster::Metrics(Role role, int index) {
   return response->body;
 }
 
+bool TestCluster::WaitForSplittersConnected(std::chrono::milliseconds timeout) {
+  const double stores = cluster_->Count(Role::kStore);
+  return WaitFor(
+      [&] {
+        for (int i = 0; i < cluster_->Count(Role::kSplitter); ++i) {
+          auto metrics = Metrics(Role::kSplitter, i);
+          if (!metrics.ok() || MetricValue(*metrics, "ddsplit_splitter_stores_connected") != stores) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
 Result<int> TestCluster::AdminStatus(Role role, int index, const std::string& path) {
   httplib::Client http("127.0.0.1", cluster_->Info(role, index).admin_port);
   http.set_connection_timeout(5);
@@ -94,25 +106,6 @@ std::optional<double> MetricValue(const std::string& exposition, const std::stri
   return std::nullopt;
 }
 
-Result<std::string> FlipByteWhere(const std::filesystem::path& dir, std::span<const std::byte> needle,
-                                  size_t offset) {
-  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::ifstream in(entry.path(), std::ios::binary);
-    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    auto it = std::search(content.begin(), content.end(), reinterpret_cast<const char*>(needle.data()),
-                          reinterpret_cast<const char*>(needle.data()) + needle.size());
-    if (it == content.end()) continue;
-    size_t position = static_cast<size_t>(it - content.begin()) + offset;
-    std::fstream out(entry.path(), std::ios::binary | std::ios::in | std::ios::out);
-    out.seekp(static_cast<std::streamoff>(position));
-    char flipped = static_cast<char>(content[position] ^ 0x01);
-    out.write(&flipped, 1);
-    if (!out) return Error(ErrorCode::kInternal, "could not write " + entry.path().string());
-    return entry.path().string();
-  }
-  return Error(ErrorCode::kNotFound, "no file under " + dir.string() + " holds the bytes");
-}
 
 
 }  // namespace ddsplit::testing

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "tests/support/file_damage.h"  // FlipByteWhere
 #include "tests/support/random_bytes.h"
 #include "tests/support/temp_dir.h"
 #include "tools/cluster/local_cluster.h"
@@ -45,6 +46,13 @@ class TestCluster {
   // (FlipByteWhere below), and restarts it. Errors: as FlipByteWhere, or the stop/restart's.
   Status FlipStoredByte(int index, std::span<const std::byte> needle, size_t offset);
 
+  // Waits until every splitter reports a finished handshake with every store
+  // (ddsplit_splitter_stores_connected). After a store restarts, the assembler may reach it
+  // before the splitters have reconnected (their backoff reaches 2 s), and a splitter drops the
+  // fragments of a store it is not connected to: writes in that window lack one fragment until
+  // a repair. Tests that expect new writes to be fully redundant wait for this first.
+  bool WaitForSplittersConnected(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
   // Index (in the cluster's store list) of the store holding fragment `fragment` of `key`.
   int StoreHoldingFragment(const std::string& key, int fragment);
 
@@ -60,11 +68,6 @@ class TestCluster {
 // `ddsplit_fragstore_rejected_messages_total{reason="malformed"}`) in a Prometheus text
 // exposition; nullopt if absent.
 std::optional<double> MetricValue(const std::string& exposition, const std::string& series);
-
-// Finds `needle` in the files under `dir` and flips one bit of the byte at `offset` within the
-// first match. Returns the file changed; kNotFound if no file holds the needle.
-Result<std::string> FlipByteWhere(const std::filesystem::path& dir, std::span<const std::byte> needle,
-                                  size_t offset);
 
 }  // namespace ddsplit::testing
 
