@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <random>
+#include <sstream>
 #include <set>
 
 #include "common/codec/reed_solomon.h"
@@ -115,12 +116,10 @@ class Thrasher {
         }
       }
       std::printf("beyond tolerance: %d stores %s\n", kM + 1, frozen ? "stopped" : "killed");
-      auto record = load_.PickAckedRecord(rng_, 0);
-      REQUIRE(record.has_value());
       auto slowest = 0ms;
       for (int i = 0; i < (frozen ? 2 : 8); ++i) {
         auto start = std::chrono::steady_clock::now();
-        auto got = verifier_->Get(record->key);
+        auto got = verifier_->Get(kSentinel);  // known to exist: the load's keys may all be mid-change
         slowest = std::max(slowest, std::chrono::duration_cast<std::chrono::milliseconds>(
                                         std::chrono::steady_clock::now() - start));
         REQUIRE_MESSAGE(!got.ok(), "a read with ", kM + 1, " of ", kStores, " stores down answered data");
@@ -194,6 +193,21 @@ class Thrasher {
     }
   }
 
+  void PrintMetrics(Role role, int index, std::initializer_list<std::string_view> names) {
+    auto metrics = tc_.Metrics(role, index);
+    if (!metrics.ok()) return;
+    std::istringstream lines(*metrics);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty() || line[0] == '#' || line.find("_bucket") != std::string::npos) continue;
+      for (auto name : names) {
+        if (line.find(name) != std::string::npos) {
+          std::printf("      %s %d: %s\n", cluster_.Info(role, index).name.c_str(), index, line.c_str());
+          break;
+        }
+      }
+    }
+  }
+
   std::chrono::milliseconds Hold() { return std::chrono::milliseconds(Uniform(800, 2000)); }
 
   std::vector<int> PickStores(int count) {
@@ -207,6 +221,7 @@ class Thrasher {
   void WaitReachable() {
     // The sentinel record is never deleted, and like every key it is placed on all six stores.
     REQUIRE_MESSAGE(WaitForAllStoresReachable(*verifier_, kSentinel, 30s), "stores did not come back");
+    REQUIRE_MESSAGE(tc_.WaitForSplittersConnected(30s), "the splitter did not reconnect to every store");
   }
 
   void KillStores() {
@@ -290,9 +305,15 @@ class Thrasher {
       }
     }
     if (index < 0) {
-      std::printf("  no suitable record yet; skipped\n");
-      load_.Resume();
-      return;
+      // Every key of the load may end in a failed put (its quorum was down the round before):
+      // damage a record of our own instead.
+      record = OwnRecord();
+      auto stat = verifier_->Stat(record->key);
+      REQUIRE(stat.ok());
+      for (const auto& f : stat->fragments) {
+        if (static_cast<int>(f.store_id) == cluster_.Info(Role::kStore, victim_store_).store_id) index = f.fragment_index;
+      }
+      REQUIRE(index >= 0);
     }
     auto fragment = FragmentBytes(record->value, index);
     REQUIRE(fragment.size() > 4200);
@@ -319,20 +340,22 @@ class Thrasher {
       REQUIRE(cluster_.Restart(Role::kStore, victim_store_).ok());
     }
     WaitReachable();
+    // Stat before reading: the read schedules a read repair, which may rebuild the fragment at once.
+    auto stat = verifier_->Stat(record->key);
+    REQUIRE(stat.ok());
+    for (const auto& f : stat->fragments) {
+      if (static_cast<int>(f.store_id) != info.store_id) continue;
+      std::printf("  store %d reports fragment %d as %s\n", victim_store_, f.fragment_index,
+                  std::string(client::FragmentStateName(f.state)).c_str());
+      if (f.state != client::FragmentState::kOk) detected = true;
+    }
     // The record still reads back byte-identical.
     auto got = verifier_->Get(record->key);
     REQUIRE_MESSAGE(got.ok(), record->key, ": ", got.error().ToString());
     std::vector<std::byte> bytes(got->value.size());
     got->value.CopyTo(bytes);
     CHECK(bytes == record->value);
-    auto stat = verifier_->Stat(record->key);
-    REQUIRE(stat.ok());
-    for (const auto& f : stat->fragments) {
-      if (static_cast<int>(f.store_id) != info.store_id) continue;
-      std::printf("  store %d now reports fragment %d as %s; the read was %s\n", victim_store_, f.fragment_index,
-                  std::string(client::FragmentStateName(f.state)).c_str(), got->degraded ? "degraded" : "direct");
-      if (f.state != client::FragmentState::kOk) detected = true;
-    }
+    std::printf("  the read was %s\n", got->degraded ? "degraded" : "direct");
     if (truncate) {
       tally_.truncations_detected += detected ? 1 : 0;
     } else {
@@ -342,12 +365,29 @@ class Thrasher {
     load_.Resume();
   }
 
+  // A fresh, fully redundant record above the blob threshold, written by the verifier.
+  AckedRecord OwnRecord() {
+    std::string key = "thrash/own/" + std::to_string(++own_records_);
+    AckedRecord record{key, {}, MakeValue(key, own_records_, 32 * 1024)};
+    auto put = verifier_->Put({key, record.value, "", {}});
+    REQUIRE_MESSAGE(put.ok(), put.error().ToString());
+    record.version = put->version;
+    if (!WaitForFullRedundancy(*verifier_, {key})) {
+      Explain(key);
+      PrintMetrics(Role::kSplitter, 0, {"fragments_not_sent", "stores_connected", "under_replicated", "late_"});
+      for (int s = 0; s < kStores; ++s) PrintMetrics(Role::kStore, s, {"rejected", "fragments_stored", "fragments_received"});
+      FAIL("a record written with every store up and connected is not fully redundant: ", key);
+    }
+    return record;
+  }
+
   std::mt19937_64 rng_;
   TestCluster& tc_;
   cluster::LocalCluster& cluster_;
   FaultLoad& load_;
   std::unique_ptr<client::Client> verifier_;
   int victim_store_ = 0;
+  uint64_t own_records_ = 0;
   Tally tally_;
 };
 

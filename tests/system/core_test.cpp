@@ -123,7 +123,9 @@ TEST_CASE("with any two stores killed every record reads back; with three, a cle
       CAPTURE(b);
       REQUIRE(cluster.Kill(Role::kStore, a).ok());
       REQUIRE(cluster.Kill(Role::kStore, b).ok());
-      for (const auto& [key, value] : records) {
+      for (const auto& entry : records) {
+        const auto& key = entry.first;
+        const auto& value = entry.second;
         auto got = c.Get(key);
         REQUIRE_MESSAGE(got.ok(), key, ": ", got.error().ToString());
         CHECK(got->value.ToString() == AsString(value));
@@ -196,10 +198,12 @@ TEST_CASE("a store killed during a stream of puts loses no acknowledged write") 
       drain();
       REQUIRE(cluster.Restart(Role::kStore, victim).ok());
       REQUIRE(WaitForAllStoresReachable(c, acked.begin()->first));
+      REQUIRE(tc.WaitForSplittersConnected());  // the late writes must reach the victim too
       // Durability across kill -9: before any read could repair it, the restarted store still
       // holds every fragment it had committed (the same version or, if overwritten while it
       // was down, that older one).
-      for (const auto& [key, value] : victim_stored) {
+      for (const auto& entry : victim_stored) {
+        const auto& key = entry.first;
         auto stat = c.Stat(key);
         REQUIRE_MESSAGE(stat.ok(), key, ": ", stat.error().ToString());
         bool victim_holds = false;
@@ -216,7 +220,9 @@ TEST_CASE("a store killed during a stream of puts loses no acknowledged write") 
   }
   drain();
   REQUIRE(acked.size() > 100);
-  for (const auto& [key, record] : acked) {
+  for (const auto& entry : acked) {
+    const auto& key = entry.first;
+    const auto& record = entry.second;
     auto got = c.Get(key);
     REQUIRE_MESSAGE(got.ok(), key, ": ", got.error().ToString());
     CHECK(got->value.ToString() == AsString(record.value));
