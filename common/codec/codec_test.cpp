@@ -83,8 +83,9 @@ TEST_CASE("decode(encode(x)) == x for every loss of at most m fragments") {
 }
 
 TEST_CASE("other code shapes, including no parity and k + m = 32") {
-  for (auto [k, m] : {std::pair{1, 0}, std::pair{1, 1}, std::pair{2, 1}, std::pair{3, 3},
-                      std::pair{6, 3}, std::pair{10, 4}}) {
+  for (auto shape : {std::pair{1, 0}, std::pair{1, 1}, std::pair{2, 1}, std::pair{3, 3},
+                     std::pair{6, 3}, std::pair{10, 4}}) {
+    const int k = shape.first, m = shape.second;  // not a structured binding: CAPTURE is a lambda
     CAPTURE(k);
     CAPTURE(m);
     auto rs = ReedSolomon::Create(k, m);

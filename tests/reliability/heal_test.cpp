@@ -178,7 +178,9 @@ TEST_CASE("a store replaced by an empty one comes back through heal; deleted key
     if (i != replaced) others.push_back(i);
   }
   for (int i : others) REQUIRE(tc.cluster().Kill(Role::kStore, i).ok());
-  for (const auto& [key, value] : records) {
+  for (const auto& entry : records) {
+    const auto& key = entry.first;
+    const auto& value = entry.second;
     auto got = c.Get(key);
     REQUIRE_MESSAGE(got.ok(), key << ": " << got.error().ToString());
     CHECK_MESSAGE(got->value.ToString() == value, key);
@@ -317,7 +319,9 @@ TEST_CASE("degraded reads schedule read repairs that restore full redundancy") {
   // Two other stores die: every read-repaired record still reads back byte-identical.
   REQUIRE(tc.cluster().Kill(Role::kStore, 0).ok());
   REQUIRE(tc.cluster().Kill(Role::kStore, 1).ok());
-  for (const auto& [key, value] : noticed) {
+  for (const auto& entry : noticed) {
+    const auto& key = entry.first;
+    const auto& value = entry.second;
     auto got = c.Get(key);
     REQUIRE_MESSAGE(got.ok(), key << ": " << got.error().ToString());
     CHECK(got->value.ToString() == value);

@@ -54,7 +54,7 @@ struct Outcomes {
 // Samples every process's resident memory until stopped; keeps the largest seen per process.
 class MemorySampler {
  public:
-  explicit MemorySampler(cluster::LocalCluster& cluster) : cluster_(cluster) {
+  explicit MemorySampler(cluster::LocalCluster& cluster) {
     for (Role role : {Role::kStore, Role::kSplitter, Role::kAssembler}) {
       for (int i = 0; i < cluster.Count(role); ++i) {
         pids_.push_back({cluster.Info(role, i).name, cluster.Info(role, i).pid});
@@ -101,7 +101,6 @@ class MemorySampler {
       if (memory.ok()) peak_[i] = std::max(peak_[i], memory->resident_bytes);
     }
   }
-  cluster::LocalCluster& cluster_;
   std::vector<std::pair<std::string, pid_t>> pids_;
   std::vector<uint64_t> peak_, baseline_;
   std::mutex mutex_;
