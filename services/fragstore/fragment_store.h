@@ -27,7 +27,6 @@
 
 namespace rocksdb {
 class DB;
-class EventListener;
 class ColumnFamilyHandle;
 class PinnableSlice;
 class Cache;

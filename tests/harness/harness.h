@@ -43,7 +43,7 @@ class TestCluster {
 
   // Damages a store's data on disk: stops store `index` cleanly (so its data reaches its files),
   // flips one bit of the byte at `offset` within the first match of `needle` in its files
-  // (FlipByteWhere below), and restarts it. Errors: as FlipByteWhere, or the stop/restart's.
+  // (FlipByteWhere, tests/support/file_damage.h), and restarts it. Errors: as FlipByteWhere, or the stop/restart's.
   Status FlipStoredByte(int index, std::span<const std::byte> needle, size_t offset);
 
   // Waits until every splitter reports a finished handshake with every store

@@ -300,9 +300,7 @@ class Thrasher {
       bool all_ok = std::all_of(stat->fragments.begin(), stat->fragments.end(),
                                 [](const auto& f) { return f.state == client::FragmentState::kOk; });
       if (!all_ok) continue;  // damage only records with full redundancy
-      for (const auto& f : stat->fragments) {
-        if (static_cast<int>(f.store_id) == cluster_.Info(Role::kStore, victim_store_).store_id) index = f.fragment_index;
-      }
+      index = VictimFragment(*stat);
     }
     if (index < 0) {
       // Every key of the load may end in a failed put (its quorum was down the round before):
@@ -310,9 +308,7 @@ class Thrasher {
       record = OwnRecord();
       auto stat = verifier_->Stat(record->key);
       REQUIRE(stat.ok());
-      for (const auto& f : stat->fragments) {
-        if (static_cast<int>(f.store_id) == cluster_.Info(Role::kStore, victim_store_).store_id) index = f.fragment_index;
-      }
+      index = VictimFragment(*stat);
       REQUIRE(index >= 0);
     }
     auto fragment = FragmentBytes(record->value, index);
@@ -363,6 +359,14 @@ class Thrasher {
     }
     CHECK_MESSAGE(detected, "damage to fragment ", index, " of ", record->key, " went unnoticed");
     load_.Resume();
+  }
+
+  // Index of the fragment the victim store holds in `stat`, or -1.
+  int VictimFragment(const client::StatResult& stat) {
+    for (const auto& f : stat.fragments) {
+      if (static_cast<int>(f.store_id) == cluster_.Info(Role::kStore, victim_store_).store_id) return f.fragment_index;
+    }
+    return -1;
   }
 
   // A fresh, fully redundant record above the blob threshold, written by the verifier.
