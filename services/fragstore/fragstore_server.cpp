@@ -216,20 +216,22 @@ void FragstoreServer::CommitLoop() {
   std::vector<Queued> batch;
   CommitScratch scratch;
   while (true) {
+    uint64_t bytes = 0;
     {
       std::unique_lock lock(queue_mutex_);
       queue_ready_.wait(lock, [&] { return !queue_.empty() || ingest_done_; });
       if (queue_.empty() && ingest_done_) return;
-      if (queue_.size() <= options_.max_batch_operations) {
+      const size_t taken = GroupCommitSize(queue_.size(), options_.group_commit,
+                                           [&](size_t i) { return queue_[i].payload.size(); });
+      for (size_t i = 0; i < taken; ++i) bytes += queue_[i].payload.size();
+      if (taken == queue_.size()) {
         batch.swap(queue_);
       } else {
-        auto end = queue_.begin() + static_cast<std::ptrdiff_t>(options_.max_batch_operations);
+        auto end = queue_.begin() + static_cast<std::ptrdiff_t>(taken);
         std::move(queue_.begin(), end, std::back_inserter(batch));
         queue_.erase(queue_.begin(), end);
       }
     }
-    uint64_t bytes = 0;
-    for (const auto& item : batch) bytes += item.payload.size();
     CommitBatch(batch, scratch);
     batch.clear();
     {

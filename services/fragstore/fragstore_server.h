@@ -22,6 +22,7 @@
 #include "common/base/strong_id.h"
 #include "services/fragstore/fragment_store.h"
 #include "services/fragstore/fragstore_probe.h"
+#include "services/fragstore/group_commit.h"
 
 namespace ddsplit::fragstore {
 
@@ -31,7 +32,7 @@ struct ServerOptions {
   std::string read_bind = "tcp://127.0.0.1:0";
   uint64_t max_fragment_bytes = (64ull << 20) + 64;
   uint64_t max_queued_bytes = 256ull << 20;  // fragments received but not yet committed
-  size_t max_batch_operations = 1024;
+  GroupCommitLimits group_commit;
 };
 
 class FragstoreServer {
