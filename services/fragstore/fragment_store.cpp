@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <unordered_map>
 
 #include "common/wire/envelope.h"
 
@@ -37,6 +38,8 @@ uint64_t ReadInvertedBigEndian(std::string_view in, int bytes) {
 }
 
 constexpr size_t kVersionBytes = 12;
+// Key states Apply() keeps between group commits: a few hundred bytes each, so ~4 MiB at most.
+constexpr size_t kMaxCachedKeyStates = 16384;
 
 void AppendVersion(std::string& out, Version v) {
   AppendInvertedBigEndian(out, v.hlc, 8);
@@ -121,7 +124,6 @@ struct FragmentStore::KeyState {
     Version version;
     bool tombstone = false;
   };
-  std::string key;
   Version committed;
   std::vector<Entry> versions;  // newest first
 };
@@ -200,7 +202,6 @@ FragmentStore::~FragmentStore() {
 }
 
 Status FragmentStore::LoadKeyState(std::string_view key, KeyState& state) const {
-  state.key.assign(key);
   state.committed = {};
   state.versions.clear();
   std::string lower(key);
@@ -226,23 +227,56 @@ Status FragmentStore::LoadKeyState(std::string_view key, KeyState& state) const 
   return OkStatus();
 }
 
-Status FragmentStore::Apply(std::span<const StoreOp> ops, std::span<OpResult> results) {
+// Apply()'s state between group commits. The key states of recently written keys are exact
+// because Apply() is the only writer; they spare an iterator per operation, which on an
+// overwritten key steps over every deleted entry still in the memtables and L0.
+struct FragmentStore::ApplyState {
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+  };
+  std::unordered_map<std::string, KeyState, KeyHash, std::equal_to<>> key_states;
   rocksdb::WriteBatch batch;
-  // Later operations in the batch must see the effect of earlier ones on the same key.
-  std::vector<KeyState> states;
   std::string scratch;
+};
+
+FragmentStore::FragmentStore() : apply_(std::make_unique<ApplyState>()) {}
+
+Status FragmentStore::Apply(std::span<const StoreOp> ops, std::span<OpResult> results) {
+  auto& key_states = apply_->key_states;
+  rocksdb::WriteBatch& batch = apply_->batch;
+  if (key_states.size() > kMaxCachedKeyStates) key_states.clear();
+  batch.Clear();
+  Status applied = ApplyToBatch(ops, results);
+  if (applied.ok() && batch.Count() > 0) {
+    rocksdb::WriteOptions write;
+    write.sync = options_.sync;
+    auto status = db_->Write(write, &batch);
+    if (!status.ok()) applied = FromRocks(status, "group commit");
+  }
+  // The cached states already show this batch's effects: wrong if it was not written.
+  if (!applied.ok()) key_states.clear();
+  // Clear() keeps the buffer: keep a small one for the next batch, not one of payload size.
+  if (batch.GetDataSize() > (1u << 20)) apply_->batch = rocksdb::WriteBatch();
+  return applied;
+}
+
+// Adds the writes `ops` need to the batch and updates the key states as if they were written.
+Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpResult> results) {
+  auto& key_states = apply_->key_states;
+  rocksdb::WriteBatch& batch = apply_->batch;
+  std::string& scratch = apply_->scratch;
   for (size_t i = 0; i < ops.size(); ++i) {
     const StoreOp& op = ops[i];
     OpResult& result = results[i];
     result = {};
-    auto found = std::find_if(states.begin(), states.end(),
-                              [&](const KeyState& s) { return s.key == op.key; });
-    if (found == states.end()) {
-      states.emplace_back();
-      DDSPLIT_RETURN_IF_ERROR(LoadKeyState(op.key, states.back()));
-      found = states.end() - 1;
+    auto found = key_states.find(op.key);
+    if (found == key_states.end()) {
+      KeyState loaded;
+      DDSPLIT_RETURN_IF_ERROR(LoadKeyState(op.key, loaded));
+      found = key_states.emplace(std::string(op.key), std::move(loaded)).first;
     }
-    KeyState& state = *found;
+    KeyState& state = found->second;
     auto& versions = state.versions;
     auto remove_version = [&](Version v) {
       HeaderKey(scratch, op.key, v);
@@ -294,11 +328,6 @@ Status FragmentStore::Apply(std::span<const StoreOp> ops, std::span<OpResult> re
       }
     }
   }
-  if (batch.Count() == 0) return OkStatus();
-  rocksdb::WriteOptions write;
-  write.sync = options_.sync;
-  auto status = db_->Write(write, &batch);
-  if (!status.ok()) return FromRocks(status, "group commit");
   return OkStatus();
 }
 

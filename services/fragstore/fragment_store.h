@@ -143,8 +143,10 @@ class FragmentStore {
 
  private:
   struct KeyState;
-  FragmentStore() = default;
+  struct ApplyState;
+  FragmentStore();
   Status LoadKeyState(std::string_view key, KeyState& state) const;
+  Status ApplyToBatch(std::span<const StoreOp> ops, std::span<OpResult> results);
 
   class CompactionCorruptionTolerance;
 
@@ -155,6 +157,7 @@ class FragmentStore {
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;     // owned by db_
   rocksdb::ColumnFamilyHandle* payload_ = nullptr;  // owned by db_
+  std::unique_ptr<ApplyState> apply_;  // used by Apply() only
 };
 
 }  // namespace ddsplit::fragstore
