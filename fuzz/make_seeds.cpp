@@ -171,6 +171,14 @@ std::vector<std::string> Envelopes(std::string& fragment_payload) {
   }
   {
     FlatBufferBuilder fbb;
+    auto key = fbb.CreateString("k");
+    std::vector<flatbuffers::Offset<wire::VersionDecision>> decisions{
+        wire::CreateVersionDecision(fbb, key, &version, true),
+        wire::CreateVersionDecision(fbb, fbb.CreateString("j"), &version, false)};
+    out.push_back(Envelope(fbb, wire::CreateVersionDecisions(fbb, fbb.CreateVector(decisions))));
+  }
+  {
+    FlatBufferBuilder fbb;
     auto error = wire::CreateError(fbb, wire::ErrorCode::Corrupt, fbb.CreateString("bad"));
     out.push_back(Envelope(fbb, wire::CreateFragmentAck(fbb, 9, 3, 0, true, error)));
   }

@@ -19,5 +19,8 @@ inline constexpr size_t kMaxMultiGetKeys = 1000;
 inline constexpr int kMaxFragments = 32;
 // Envelope frames are small; anything bigger is rejected before verification.
 inline constexpr size_t kMaxEnvelopeBytes = 256 * 1024;
+// Commit/abort decisions in one VersionDecisions message: with keys of kMaxKeyBytes it stays
+// well within kMaxEnvelopeBytes.
+inline constexpr size_t kMaxDecisionsPerMessage = 128;
 
 }  // namespace ddsplit

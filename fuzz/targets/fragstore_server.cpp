@@ -1,6 +1,7 @@
 // Fuzz target: the fragment store's network side (FragstoreServer: ingest, commit and read
 // threads over a real FragmentStore on RocksDB), fed fuzzed messages on both of its sockets —
-// structured WriteFragment / CommitVersion / AbortVersion on the PULL socket with fuzzed fields
+// structured WriteFragment / CommitVersion / AbortVersion / VersionDecisions on the PULL socket
+// with fuzzed fields
 // (code shape, placement, checksums, sizes, attributes, keys), raw frames, and Fetch /
 // ListKeys / StoreStat requests (structured with fuzzed ranges and versions, or raw) on the
 // ROUTER socket.
@@ -163,19 +164,34 @@ std::vector<zmq::message_t> WriteMessage(FuzzInput& in, const std::string& key, 
   return frames;
 }
 
+// A single CommitVersion / AbortVersion (as the repairer sends), or a splitter's batched
+// VersionDecisions: this key's decision, then up to two more for fuzzed versions of it.
 std::vector<zmq::message_t> ControlMessage(FuzzInput& in, const std::string& key, bool commit) {
   flatbuffers::FlatBufferBuilder fbb;
   auto key_offset = fbb.CreateString(key);
   Version v = FuzzVersion(in);
   wire::Version version(v.hlc, v.writer);
   flatbuffers::Offset<void> body;
-  if (commit) {
+  wire::Body type;
+  if (in.Bool()) {
+    std::vector<flatbuffers::Offset<wire::VersionDecision>> decisions{
+        wire::CreateVersionDecision(fbb, key_offset, &version, commit)};
+    for (int more = in.Byte() % 3; more > 0; --more) {
+      Version other = FuzzVersion(in);
+      wire::Version other_version(other.hlc, other.writer);
+      decisions.push_back(wire::CreateVersionDecision(fbb, key_offset, &other_version, in.Bool()));
+    }
+    body = wire::CreateVersionDecisions(fbb, fbb.CreateVector(decisions)).Union();
+    type = wire::Body::VersionDecisions;
+  } else if (commit) {
     body = wire::CreateCommitVersion(fbb, key_offset, &version).Union();
+    type = wire::Body::CommitVersion;
   } else {
     body = wire::CreateAbortVersion(fbb, key_offset, &version).Union();
+    type = wire::Body::AbortVersion;
   }
   wire::EnvelopeBuilder envelope(fbb);
-  envelope.add_body_type(commit ? wire::Body::CommitVersion : wire::Body::AbortVersion);
+  envelope.add_body_type(type);
   envelope.add_body(body);
   fbb.Finish(envelope.Finish());
   std::vector<zmq::message_t> frames;

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "common/base/clock.h"
+#include "common/base/limits.h"
 #include "common/codec/checksum.h"
 #include "common/metrics/metrics.h"
 #include "common/wire/envelope.h"
@@ -169,6 +170,12 @@ void HandleStoreMessage(FuzzInput& in, Fixture& f, int store, std::vector<zmq::m
   auto envelope = wire::ParseEnvelope(aligned.Of(frames[0]));
   DDSPLIT_FUZZ_ASSERT(envelope.ok());
   const wire::Envelope& env = **envelope;
+  if (env.body_type() == wire::Body::VersionDecisions) {
+    DDSPLIT_FUZZ_ASSERT(frames.size() == 1);
+    const auto* decisions = env.body_as_VersionDecisions()->decisions();
+    DDSPLIT_FUZZ_ASSERT(decisions->size() > 0 && decisions->size() <= kMaxDecisionsPerMessage);
+    return;
+  }
   if (env.body_type() == wire::Body::CommitVersion || env.body_type() == wire::Body::AbortVersion) {
     DDSPLIT_FUZZ_ASSERT(frames.size() == 1);
     return;

@@ -166,6 +166,12 @@ void CheckBody(const wire::Envelope& env, uint8_t store, std::span<const std::by
     case wire::Body::AbortVersion:
       (void)ValidateKey(wire::View(env.body_as_AbortVersion()->key()));
       break;
+    case wire::Body::VersionDecisions:
+      for (const auto* decision : *env.body_as_VersionDecisions()->decisions()) {
+        (void)ValidateKey(wire::View(decision->key()));
+        sink = sink + (wire::FromWire(decision->version()).hlc + decision->commit());
+      }
+      break;
     case wire::Body::FragmentAck: {
       const auto* ack = env.body_as_FragmentAck();
       sink = sink + (ack->write_id() + ack->store_id() + ack->fragment_index());

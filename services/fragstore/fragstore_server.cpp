@@ -42,6 +42,7 @@ struct FragstoreServer::Queued {
   zmq::message_t payload;
   SteadyTime received;
   OpKind kind = OpKind::kWrite;
+  bool decisions = false;          // VersionDecisions: one commit or abort op per entry
   int fragment_index = -1;
   std::optional<Error> rejection;  // a write refused by validation still gets an error ack
   // Where the time went before the commit queue (observability): carried back in the ack.
@@ -171,6 +172,21 @@ void FragstoreServer::IngestLoop(int stop_fd) {
           item.kind = env->body_type() == wire::Body::CommitVersion ? OpKind::kCommit : OpKind::kAbort;
           break;
         }
+        case wire::Body::VersionDecisions: {
+          const auto* decisions = env->body_as_VersionDecisions()->decisions();
+          bool valid = frames.size() == 1 && decisions->size() > 0 &&
+                       decisions->size() <= kMaxDecisionsPerMessage;
+          for (size_t d = 0; valid && d < decisions->size(); ++d) {
+            valid = ValidateKey(wire::View(decisions->Get(d)->key())).ok();
+          }
+          if (!valid) {
+            probe_.MessageRejected(RejectReason::kMalformed);
+            continue;
+          }
+          item.kind = OpKind::kCommit;  // no acknowledgement, like CommitVersion
+          item.decisions = true;
+          break;
+        }
         default:
           probe_.MessageRejected(RejectReason::kUnexpected);
           continue;
@@ -255,6 +271,17 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
     Queued& item = batch[i];
     if (item.rejection) continue;
     const auto* env = item.Envelope();
+    if (item.decisions) {
+      for (const auto* decision : *env->body_as_VersionDecisions()->decisions()) {
+        StoreOp op;
+        op.kind = decision->commit() ? OpKind::kCommit : OpKind::kAbort;
+        op.key = wire::View(decision->key());
+        op.version = wire::FromWire(decision->version());
+        header_spans.emplace_back(0, 0);
+        ops.push_back(op);
+      }
+      continue;
+    }
     StoreOp op;
     op.kind = item.kind;
     switch (item.kind) {

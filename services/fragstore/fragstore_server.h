@@ -1,6 +1,7 @@
 // FragstoreServer: the fragment store's network side. Three threads:
-//  - ingest: receives WriteFragment / CommitVersion / AbortVersion on a PULL socket, verifies
-//    them and queues them for the commit thread (bounded; a full queue stops the receiving, so
+//  - ingest: receives WriteFragment, VersionDecisions (a splitter's commits and aborts, batched)
+//    and single CommitVersion / AbortVersion (from the repairer) on a PULL socket, verifies them
+//    and queues them for the commit thread (bounded; a full queue stops the receiving, so
 //    ZeroMQ's high-water mark pushes back on the splitters);
 //  - commit: takes everything queued as one group commit (one WAL write and sync), then sends
 //    each write's acknowledgement to the splitter's PULL socket named in the message;

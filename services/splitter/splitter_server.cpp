@@ -1,10 +1,12 @@
 #include "services/splitter/splitter_server.h"
 
 #include <algorithm>
+#include <array>
 
 #include <spdlog/spdlog.h>
 
 #include "common/base/key.h"
+#include "common/base/limits.h"
 #include "common/metrics/queue_wait.h"
 #include "common/transport/buffer_pool.h"
 #include "common/transport/transport.h"
@@ -109,6 +111,7 @@ Status SplitterServer::Start() {
     store_watches_.push_back(std::move(*watch));
     store_index_[options_.stores[i].id.value()] = i;
   }
+  decisions_by_store_.resize(options_.stores.size());
 
   slots_.resize(options_.max_in_flight_writes);
   for (size_t i = options_.max_in_flight_writes; i-- > 0;) free_slots_.push_back(static_cast<uint32_t>(i));
@@ -212,6 +215,7 @@ void SplitterServer::Run(int stop_fd) {
       ExpireWrites(now);
       next_expiry_scan_ = now + kExpiryScanInterval;
     }
+    SendDecisions();
     if (active || in_flight_ > 0) {
       last_activity = now;
       trimmed = false;
@@ -226,6 +230,7 @@ void SplitterServer::Run(int stop_fd) {
         for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
           if (slots_[slot].active) Finish(slot, Error(ErrorCode::kUnavailable, "splitter shut down"));
         }
+        SendDecisions();
         return;
       }
     }
@@ -481,7 +486,7 @@ void SplitterServer::Finish(uint32_t slot, std::optional<Error> error) {
   if (!error && write.tracker.failed() > 0) probe_.WriteUnderReplicated();
   auto& operation = write.tombstone ? probe_.del() : probe_.put();
   operation.Finished(error ? error->code() : ErrorCode::kOk, ElapsedNanos(write.received, now));
-  SendControl(write, !error.has_value());
+  QueueDecision(write, !error.has_value());
   if (error) {
     ReplyError(std::move(write.client), write.request_id, *error);
   } else {
@@ -507,19 +512,38 @@ void SplitterServer::Finish(uint32_t slot, std::optional<Error> error) {
   free_slots_.push_back(slot);
 }
 
-void SplitterServer::SendControl(const PendingWrite& write, bool commit) {
-  writer_.Reset();
-  auto& fbb = writer_.fbb();
-  auto key = fbb.CreateString(write.key);
-  auto version = wire::ToWire(write.version);
-  zmq::message_t message = commit ? writer_.Finish(0, wire::CreateCommitVersion(fbb, key, &version))
-                                  : writer_.Finish(0, wire::CreateAbortVersion(fbb, key, &version));
+void SplitterServer::QueueDecision(const PendingWrite& write, bool commit) {
+  const auto index = static_cast<uint32_t>(decisions_.size());
+  decisions_.push_back({decision_keys_.size(), write.key.size(), write.version, commit});
+  decision_keys_.append(write.key);
   for (int i = 0; i < write.placement.size; ++i) {
-    zmq::message_t frame;
-    frame.copy(message);
-    auto& socket = store_sockets_[store_index_.at(write.placement.stores[i].value())];
-    (void)transport::SendMultipart(socket, std::span(&frame, 1));
+    decisions_by_store_[store_index_.at(write.placement.stores[i].value())].push_back(index);
   }
+}
+
+void SplitterServer::SendDecisions() {
+  if (decisions_.empty()) return;
+  std::array<flatbuffers::Offset<wire::VersionDecision>, kMaxDecisionsPerMessage> entries;
+  for (size_t store = 0; store < store_sockets_.size(); ++store) {
+    auto& pending = decisions_by_store_[store];
+    for (size_t begin = 0; begin < pending.size(); begin += kMaxDecisionsPerMessage) {
+      const size_t count = std::min(kMaxDecisionsPerMessage, pending.size() - begin);
+      writer_.Reset();
+      auto& fbb = writer_.fbb();
+      for (size_t i = 0; i < count; ++i) {
+        const Decision& decision = decisions_[pending[begin + i]];
+        auto key = fbb.CreateString(decision_keys_.data() + decision.key_offset, decision.key_size);
+        auto version = wire::ToWire(decision.version);
+        entries[i] = wire::CreateVersionDecision(fbb, key, &version, decision.commit);
+      }
+      auto list = fbb.CreateVector(entries.data(), count);
+      zmq::message_t message = writer_.Finish(0, wire::CreateVersionDecisions(fbb, list));
+      (void)transport::SendMultipart(store_sockets_[store], std::span(&message, 1));
+    }
+    pending.clear();
+  }
+  decisions_.clear();
+  decision_keys_.clear();
 }
 
 void SplitterServer::ExpireWrites(SteadyTime now) {

@@ -79,7 +79,10 @@ class SplitterServer {
   void ExpireWrites(SteadyTime now);
   void ReplyError(zmq::message_t&& client, uint64_t request_id, const Error& error);
   void SendToClient(zmq::message_t&& client, zmq::message_t&& body);
-  void SendControl(const PendingWrite& write, bool commit);
+  // Queues the write's commit (or abort) for every placement store; SendDecisions() sends what
+  // a pass of the loop decided, one VersionDecisions message per store.
+  void QueueDecision(const PendingWrite& write, bool commit);
+  void SendDecisions();
   // Reads the connection watches' waiting events; updates stores_connected() and its metric.
   void UpdateStoreConnections();
 
@@ -108,6 +111,17 @@ class SplitterServer {
   SteadyTime next_expiry_scan_{};
   size_t in_flight_ = 0;
   uint64_t in_flight_bytes_ = 0;
+  // Decisions not yet sent: their keys back to back in decision_keys_, and per store (parallel
+  // to store_sockets_) the indexes of the decisions that concern it. Capacity is kept.
+  struct Decision {
+    size_t key_offset = 0;
+    size_t key_size = 0;
+    Version version;
+    bool commit = false;
+  };
+  std::vector<Decision> decisions_;
+  std::string decision_keys_;
+  std::vector<std::vector<uint32_t>> decisions_by_store_;
   wire::MessageWriter writer_;
   wire::AlignedFrame aligned_request_;
   wire::AlignedFrame aligned_ack_;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/codec/checksum.h"
+#include "tests/harness/fault_load.h"
 #include "tests/harness/harness.h"
 
 namespace ddsplit::testing {
@@ -303,6 +304,48 @@ TEST_CASE("concurrent overwrites of one key: every read is one whole version, th
     finals.insert(text);
   }
   CHECK(finals.size() == 1);
+}
+
+TEST_CASE("once overwrites are committed, every store keeps only the newest version of a key") {
+  // The splitter sends its commit decisions batched per store after answering the client; this
+  // checks they arrive and take effect: older versions are dropped everywhere.
+  TestCluster tc;
+  auto& c = tc.client();
+  std::map<std::string, Version> newest;
+  std::vector<std::vector<std::byte>> values;
+  values.reserve(5 * 8);  // alive until the puts are sent
+  int failed = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int k = 0; k < 8; ++k) {
+      std::string key = "overwritten/" + std::to_string(k);
+      values.push_back(TaggedValue(static_cast<uint32_t>(k), static_cast<uint32_t>(round), 3000));
+      c.PutAsync({key, values.back(), "", {}}, [&newest, &failed, key](Result<client::PutResult> r) {
+        if (r.ok()) {
+          newest[key] = r->version;
+        } else {
+          ++failed;
+        }
+      });
+    }
+    while (c.in_flight() > 0) c.Poll(std::chrono::milliseconds(20));
+  }
+  REQUIRE(failed == 0);
+  REQUIRE(newest.size() == 8);
+  for (const auto& entry : newest) {
+    std::string last_seen;
+    const std::string& name = entry.first;
+    const Version& want = entry.second;
+    bool settled = WaitFor([&] {
+      for (int s = 0; s < 6; ++s) {
+        auto held = AskStore(tc.cluster().Info(Role::kStore, s).read_endpoint, name);
+        if (!held.ok()) return false;
+        last_seen = "store " + std::to_string(s) + ": " + DescribeHeld(*held);
+        if (held->size() != 1 || !(*held)[0].committed || !((*held)[0].version == want)) return false;
+      }
+      return true;
+    }, std::chrono::seconds(10));
+    CHECK_MESSAGE(settled, name, " wants only ", want.ToString(), " committed; ", last_seen);
+  }
 }
 
 TEST_CASE("a flipped byte in a stored fragment is detected and the read returns the right record") {
