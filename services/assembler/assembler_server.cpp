@@ -80,6 +80,7 @@ struct AssemblerServer::StoreState {
   bool answered = false;   // at least one reply with the store's versions
   bool failed = false;     // could not be asked, answered with an error, or timed out
   bool slow = false;       // past the hedge delay: its data fragment is no longer waited for
+  bool deferred = false;   // not asked in round 1; asked only if the data stores do not suffice
   bool full_requested = false;
   int report_count = 0;
   std::array<VersionReport, kMaxReportsPerStore> reports{};
@@ -104,7 +105,7 @@ struct AssemblerServer::StoreState {
   void Reset() {
     socket = SIZE_MAX;
     outstanding = 0;
-    answered = failed = slow = full_requested = has_payload = payload_ranged = false;
+    answered = failed = slow = deferred = full_requested = has_payload = payload_ranged = false;
     report_count = 0;
     envelope.clear();
     // Listing replies can be large: do not keep their memory in every slot.
@@ -131,6 +132,7 @@ struct AssemblerServer::StoreState {
     return false;
   }
   bool HasPayloadOf(Version v) const { return has_payload && payload_version == v; }
+  bool Settled() const { return answered || failed; }
 };
 
 struct AssemblerServer::MultiGetItem {
@@ -501,16 +503,44 @@ uint32_t AssemblerServer::StartKeyRead(ReadKind kind, std::string_view key, Stea
 }
 
 void AssemblerServer::SendFirstRound(Read& read, bool wants_bytes, bool verify) {
-  // Round 1: data fragments (only what a range needs) from the data stores, versions from the
-  // rest. Every store of a kind gets a copy of one frame: shared bytes, no allocation.
+  // Round 1 of a read of bytes asks only the k data stores, each for its data fragment (only
+  // what a range needs) and its versions. The m others are asked only when the data stores do
+  // not suffice (AskDeferredStores): a fragment is missing, corrupt or slower than the hedge
+  // delay, or their versions leave the choice open. Version choice counts a store not asked as
+  // one that has not answered, so the rule "never older than what may have been acknowledged"
+  // holds as before. Head and Stat ask every store for versions. Every store of a kind gets a
+  // copy of one frame: shared bytes, no allocation.
   const bool ranged = read.ranged || read.suffix_length > 0;
+  const bool data_first = wants_bytes && !verify;
   zmq::message_t data_request;
   if (wants_bytes) data_request = BuildFetch(read, true, ranged, std::nullopt, verify);
-  zmq::message_t versions_request = BuildFetch(read, false, false, std::nullopt, verify);
+  zmq::message_t versions_request;
+  if (!data_first) versions_request = BuildFetch(read, false, false, std::nullopt, verify);
   for (size_t pos = 0; pos < read.store_count; ++pos) {
-    bool data = wants_bytes && static_cast<int>(pos) < options_.shape.k;
+    const bool data = wants_bytes && static_cast<int>(pos) < options_.shape.k;
+    if (data_first && !data) {
+      read.stores[pos].deferred = true;
+      continue;
+    }
     SendFetch(read.stores[pos], data ? data_request : versions_request);
   }
+}
+
+int AssemblerServer::AskDeferredStores(Read& read, std::optional<Version> version, int limit) {
+  int asked = 0;
+  zmq::message_t request;  // one frame, a copy to each store asked
+  for (auto& store : read.active_stores()) {
+    if (asked == limit) break;
+    if (!store.deferred) continue;
+    store.deferred = false;
+    store.full_requested = true;
+    if (request.size() == 0) request = BuildFetch(read, true, false, version, false);
+    if (SendFetch(store, request)) {
+      ++asked;
+      probe_.HedgedFetch();
+    }
+  }
+  return asked;
 }
 
 bool AssemblerServer::SendFetch(StoreState& store, zmq::message_t& request) {
@@ -647,14 +677,30 @@ void AssemblerServer::Evaluate(uint32_t slot, bool final) {
   auto choice = ChooseVersion(std::span(answers.data(), read.store_count), k,
                               options_.shape.EffectiveQuorum(), final);
   int unanswered = 0;
-  for (size_t pos = 0; pos < read.store_count; ++pos) unanswered += read.stores[pos].answered ? 0 : 1;
+  bool asked_settled = true;  // every store asked so far has answered or failed
+  bool any_deferred = false;
+  for (size_t pos = 0; pos < read.store_count; ++pos) {
+    const StoreState& store = read.stores[pos];
+    unanswered += store.answered ? 0 : 1;
+    any_deferred |= store.deferred;
+    if (!store.deferred && !store.Settled()) asked_settled = false;
+  }
   switch (choice.kind) {
     case VersionChoice::Kind::kWait:
+      // The data stores alone cannot decide: ask the others once they have all spoken (or the
+      // hedge delay has passed with some silent).
+      if (any_deferred && !final && (asked_settled || read.hedged)) {
+        AskDeferredStores(read, std::nullopt, kMaxFragments);
+      }
       return;
     case VersionChoice::Kind::kAbsent:
       // Stores that joined the cluster after a record was written hold nothing for it, so a
       // few empty answers prove little: say "absent" once every store has answered, or once
       // the hedge delay has passed with the rest silent.
+      if (any_deferred && !final) {
+        AskDeferredStores(read, std::nullopt, kMaxFragments);
+        return;
+      }
       if (!final && !read.hedged) return;
       return FinishWithError(slot, Error(ErrorCode::kNotFound, "no such key"));
     case VersionChoice::Kind::kFail:
@@ -784,6 +830,8 @@ void AssemblerServer::AssembleOrFetch(uint32_t slot, const VersionChoice& choice
           if (store->slow || index >= k) probe_.HedgedFetch();
         }
       }
+      // Then the stores round 1 left out: they normally hold the parity fragments of v.
+      if (need > 0 && !final) requested += AskDeferredStores(read, v, need);
     }
     if (whole_count + requested < k) {
       // Fewer fragments of v turned out readable than its reports promised (a fragment found
@@ -1272,7 +1320,9 @@ void AssemblerServer::CheckTimers(SteadyTime now) {
           any_slow = true;
         }
       }
-      if (any_slow) Evaluate(slot, false);
+      bool any_deferred = false;
+      for (const auto& store : read.active_stores()) any_deferred |= store.deferred;
+      if (any_slow || any_deferred) Evaluate(slot, false);
     }
   }
 }

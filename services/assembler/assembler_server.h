@@ -86,6 +86,9 @@ class AssemblerServer {
   // Sends a copy of `request` (its bytes shared) to `store`; false, with the store marked
   // failed, when it cannot be queued.
   bool SendFetch(StoreState& store, zmq::message_t& request);
+  // Asks up to `limit` stores that round 1 left out (see SendFirstRound) for their whole
+  // fragment of `version` (the newest if unset). Returns how many were asked.
+  int AskDeferredStores(Read& read, std::optional<Version> version, int limit);
   void Evaluate(uint32_t slot, bool final);
   void AssembleOrFetch(uint32_t slot, const VersionChoice& choice, bool final);
   void FinishList(uint32_t slot, bool final);

@@ -2,6 +2,7 @@
 // RocksDB on disk, the real client library.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <map>
 #include <set>
 
@@ -346,6 +347,38 @@ TEST_CASE("once overwrites are committed, every store keeps only the newest vers
     }, std::chrono::seconds(10));
     CHECK_MESSAGE(settled, name, " wants only ", want.ToString(), " committed; ", last_seen);
   }
+}
+
+TEST_CASE("a get asks only the data-fragment stores when they suffice, the others when not") {
+  TestCluster tc;
+  auto& c = tc.client();
+  const std::string key = "data-first";
+  std::string value(8000, 'v');
+  for (size_t i = 0; i < value.size(); ++i) value[i] = static_cast<char>('a' + i % 23);
+  PutOrFail(c, key, AsBytes(value));
+  const auto bytes = AsBytes(value);
+  const std::vector<std::byte> expected(bytes.begin(), bytes.end());
+  REQUIRE(WaitForFullRedundancy(c, {key}));
+  std::array<int, 6> store_of{};  // fragment index -> store
+  for (int i = 0; i < 6; ++i) store_of[i] = tc.StoreHoldingFragment(key, i);
+  auto fetches = [&](int store) {
+    auto metrics = tc.Metrics(Role::kStore, store);
+    REQUIRE(metrics.ok());
+    return MetricValue(*metrics, R"(ddsplit_fragstore_requests_total{operation="fetch",outcome="ok"})")
+        .value_or(-1);
+  };
+  std::array<double, 6> before{};
+  for (int i = 0; i < 6; ++i) before[i] = fetches(store_of[i]);
+  for (int round = 0; round < 20; ++round) CHECK(GetOrFail(c, key) == expected);
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    CHECK(fetches(store_of[i]) - before[i] == (i < 4 ? 20 : 0));
+  }
+  // A data store gone: the parity stores are asked, and the record reads back whole.
+  REQUIRE(tc.cluster().Kill(Role::kStore, store_of[1]).ok());
+  const double parity_before = fetches(store_of[4]) + fetches(store_of[5]);
+  CHECK(GetOrFail(c, key) == expected);
+  CHECK(fetches(store_of[4]) + fetches(store_of[5]) > parity_before);
 }
 
 TEST_CASE("a flipped byte in a stored fragment is detected and the read returns the right record") {
