@@ -31,7 +31,7 @@ struct Database {
 
   fragstore::StoreOptions Options() const {
     return {.data_dir = dir, .sync = false, .block_cache_bytes = 1 << 20,
-            .memtable_bytes = 512 << 10, .blob_min_bytes = 128};
+            .memtable_bytes = 512 << 10, .segment_min_bytes = 128};
   }
   void Open() {
     store.reset();

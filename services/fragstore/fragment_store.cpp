@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <optional>
 #include <unordered_map>
 
+#include "common/transport/buffer_pool.h"
 #include "common/wire/envelope.h"
 
 namespace ddsplit::fragstore {
@@ -23,7 +25,13 @@ namespace {
 constexpr char kGroupEnd = '\0';
 constexpr char kCommitTag = '\0';
 constexpr char kHeaderTag = '\1';
-constexpr const char* kPayloadFamily = "payload";
+constexpr const char* kPayloadFamily = "fragments";
+// Before segment files, fragment bytes lived in this family (RocksDB blob files).
+constexpr const char* kOldPayloadFamily = "payload";
+// A "fragments" value is a tag, then the fragment's bytes or its place in the segment files.
+constexpr char kInlineTag = 'i';
+constexpr char kSegmentTag = 's';
+constexpr size_t kSegmentValueBytes = 1 + 3 * sizeof(uint64_t);
 
 void AppendInvertedBigEndian(std::string& out, uint64_t value, int bytes) {
   value = ~value;
@@ -67,6 +75,31 @@ void PayloadKey(std::string& out, std::string_view key, Version v) {
   out.assign(key);
   out.push_back(kGroupEnd);
   AppendVersion(out, v);
+}
+
+void AppendLittleEndian(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>(value >> (8 * i)));
+}
+
+uint64_t ReadLittleEndian(std::string_view in) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(in[i]);
+  return value;
+}
+
+void EncodeSegmentRef(std::string& out, const SegmentRef& ref) {
+  out.assign(1, kSegmentTag);
+  AppendLittleEndian(out, ref.segment);
+  AppendLittleEndian(out, ref.offset);
+  AppendLittleEndian(out, ref.length);
+}
+
+// The place a "fragments" value points at; nullopt for a fragment stored inline (or a value
+// that is neither: ReadPayload reports that one as corrupt).
+std::optional<SegmentRef> DecodeSegmentRef(std::string_view value) {
+  if (value.size() != kSegmentValueBytes || value[0] != kSegmentTag) return std::nullopt;
+  return SegmentRef{ReadLittleEndian(value.substr(1)), ReadLittleEndian(value.substr(9)),
+                    ReadLittleEndian(value.substr(17))};
 }
 
 rocksdb::Slice AsSlice(std::span<const std::byte> bytes) {
@@ -123,19 +156,25 @@ struct FragmentStore::KeyState {
   struct Entry {
     Version version;
     bool tombstone = false;
+    // Where the fragment's bytes are, once looked up or written by this process: in a segment
+    // (`segment` set) or inline in RocksDB.
+    bool location_known = false;
+    std::optional<SegmentRef> segment;
   };
   Version committed;
   std::vector<Entry> versions;  // newest first
 };
 
-PinnedPayload::PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice) : slice_(std::move(slice)) {}
+PinnedPayload::PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice, size_t skip)
+    : slice_(std::move(slice)),
+      bytes_(std::as_bytes(std::span(slice_->data(), slice_->size())).subspan(skip)) {}
+PinnedPayload::PinnedPayload(zmq::message_t buffer)
+    : buffer_(std::move(buffer)),
+      bytes_(static_cast<const std::byte*>(buffer_.data()), buffer_.size()) {}
 PinnedPayload::~PinnedPayload() = default;
 PinnedPayload::PinnedPayload(PinnedPayload&&) noexcept = default;
 PinnedPayload& PinnedPayload::operator=(PinnedPayload&&) noexcept = default;
-std::span<const std::byte> PinnedPayload::bytes() const {
-  return {reinterpret_cast<const std::byte*>(slice_->data()), slice_->size()};
-}
-bool PinnedPayload::copied() const { return !slice_->IsPinned(); }
+bool PinnedPayload::copied() const { return slice_ && !slice_->IsPinned(); }
 
 Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& options) {
   std::error_code ec;
@@ -171,12 +210,16 @@ Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& o
   rocksdb::ColumnFamilyOptions payload_options;
   payload_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   payload_options.compression = rocksdb::kNoCompression;  // erasure-coded bytes rarely compress
-  payload_options.enable_blob_files = true;
-  payload_options.min_blob_size = options.blob_min_bytes;
-  payload_options.blob_file_size = 256ull << 20;
-  payload_options.blob_compression_type = rocksdb::kNoCompression;
-  payload_options.enable_blob_garbage_collection = true;
   payload_options.write_buffer_size = 64ull << 20;
+
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.data_dir, &existing).ok() &&
+      std::find(existing.begin(), existing.end(), kOldPayloadFamily) != existing.end()) {
+    return Error(ErrorCode::kUnavailable,
+                 options.data_dir + " holds fragments in the older format (RocksDB blob files), "
+                 "which this version does not read: start the store on an empty directory and "
+                 "let `ddsplit heal` rebuild its fragments");
+  }
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families{
       {rocksdb::kDefaultColumnFamilyName, meta_options}, {kPayloadFamily, payload_options}};
@@ -190,7 +233,30 @@ Result<std::unique_ptr<FragmentStore>> FragmentStore::Open(const StoreOptions& o
   store->db_.reset(db);
   store->meta_ = handles[0];
   store->payload_ = handles[1];
+  auto segments = SegmentLog::Open(options.data_dir + "/segments", options.segment_bytes, options.sync);
+  if (!segments.ok()) return std::move(segments).error();
+  store->segments_ = std::move(*segments);
+  DDSPLIT_RETURN_IF_ERROR(store->CountSegmentReferences());
   return store;
+}
+
+// Tells the segment log what RocksDB refers to, so it knows the live bytes of every segment and
+// drops the ones nothing refers to (written by a batch that never reached RocksDB).
+Status FragmentStore::CountSegmentReferences() {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), payload_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (auto ref = DecodeSegmentRef(it->value().ToStringView())) segments_->AddLive(*ref);
+  }
+  if (!it->status().ok()) {
+    // A damaged block must not keep the store from starting (its fragments are repaired like
+    // any other damage), but without every reference no segment may be deleted.
+    spdlog::error("store {}: cannot count the segment files' references ({}); keeping every "
+                  "segment file until the next start", options_.data_dir, it->status().ToString());
+    segments_->KeepAll();
+    return OkStatus();
+  }
+  segments_->DropUnreferenced();
+  return OkStatus();
 }
 
 FragmentStore::~FragmentStore() {
@@ -238,6 +304,15 @@ struct FragmentStore::ApplyState {
   std::unordered_map<std::string, KeyState, KeyHash, std::equal_to<>> key_states;
   rocksdb::WriteBatch batch;
   std::string scratch;
+  std::string value;
+  // Large fragments of this batch: their bytes, their op and where they went.
+  std::vector<std::span<const std::byte>> appended;
+  std::vector<size_t> appended_ops;
+  std::vector<SegmentRef> appended_refs;
+  std::vector<std::optional<SegmentRef>> segment_of_op;
+  // Segment references this batch adds and drops, counted once it is written.
+  std::vector<SegmentRef> added;
+  std::vector<SegmentRef> dropped;
 };
 
 FragmentStore::FragmentStore() : apply_(std::make_unique<ApplyState>()) {}
@@ -247,12 +322,41 @@ Status FragmentStore::Apply(std::span<const StoreOp> ops, std::span<OpResult> re
   rocksdb::WriteBatch& batch = apply_->batch;
   if (key_states.size() > kMaxCachedKeyStates) key_states.clear();
   batch.Clear();
+  // Large fragments go to the segment files first (made durable there before RocksDB refers
+  // to them), then their locations go through RocksDB with everything else.
+  auto& segment_of_op = apply_->segment_of_op;
+  segment_of_op.assign(ops.size(), std::nullopt);
+  apply_->appended.clear();
+  apply_->appended_ops.clear();
+  for (size_t i = 0; i < ops.size(); ++i) {
+    const StoreOp& op = ops[i];
+    if (op.kind != OpKind::kWrite || op.tombstone || op.payload.size() < options_.segment_min_bytes) {
+      continue;
+    }
+    apply_->appended.push_back(op.payload);
+    apply_->appended_ops.push_back(i);
+  }
+  if (!apply_->appended.empty()) {
+    apply_->appended_refs.resize(apply_->appended.size());
+    DDSPLIT_RETURN_IF_ERROR(segments_->Append(apply_->appended, apply_->appended_refs));
+    DDSPLIT_RETURN_IF_ERROR(segments_->Sync());
+    for (size_t j = 0; j < apply_->appended_ops.size(); ++j) {
+      segment_of_op[apply_->appended_ops[j]] = apply_->appended_refs[j];
+    }
+  }
+  apply_->added.clear();
+  apply_->dropped.clear();
   Status applied = ApplyToBatch(ops, results);
   if (applied.ok() && batch.Count() > 0) {
     rocksdb::WriteOptions write;
     write.sync = options_.sync;
     auto status = db_->Write(write, &batch);
     if (!status.ok()) applied = FromRocks(status, "group commit");
+  }
+  if (applied.ok()) {
+    // Additions first: a segment must not look dead halfway through.
+    for (const SegmentRef& ref : apply_->added) segments_->AddLive(ref);
+    for (const SegmentRef& ref : apply_->dropped) segments_->RemoveLive(ref);
   }
   // The cached states already show this batch's effects: wrong if it was not written.
   if (!applied.ok()) key_states.clear();
@@ -266,6 +370,29 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
   auto& key_states = apply_->key_states;
   rocksdb::WriteBatch& batch = apply_->batch;
   std::string& scratch = apply_->scratch;
+  std::string& value = apply_->value;
+  // Counts the segment reference of a fragment this batch drops (looking it up if needed).
+  auto drop_location = [&](std::string_view key, KeyState::Entry& entry) -> Status {
+    if (!entry.location_known) {
+      PayloadKey(scratch, key, entry.version);
+      rocksdb::PinnableSlice stored;
+      auto status = db_->Get(rocksdb::ReadOptions(), payload_, scratch, &stored);
+      if (status.ok()) {
+        entry.segment = DecodeSegmentRef(stored.ToStringView());
+      } else if (status.IsCorruption()) {
+        // The entry is damaged: dropping or repairing it must still work. If it pointed into a
+        // segment, that space stays taken until the next start recounts the references.
+        spdlog::warn("store {}: location of a dropped fragment unreadable: {}", options_.data_dir,
+                     status.ToString());
+      } else if (!status.IsNotFound()) {
+        return FromRocks(status, "reading a fragment's location");
+      }
+      entry.location_known = true;
+    }
+    if (entry.segment) apply_->dropped.push_back(*entry.segment);
+    entry.segment.reset();
+    return OkStatus();
+  };
   for (size_t i = 0; i < ops.size(); ++i) {
     const StoreOp& op = ops[i];
     OpResult& result = results[i];
@@ -278,11 +405,13 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
     }
     KeyState& state = found->second;
     auto& versions = state.versions;
-    auto remove_version = [&](Version v) {
-      HeaderKey(scratch, op.key, v);
+    auto remove_version = [&](KeyState::Entry& entry) -> Status {
+      DDSPLIT_RETURN_IF_ERROR(drop_location(op.key, entry));
+      HeaderKey(scratch, op.key, entry.version);
       batch.Delete(meta_, scratch);
-      PayloadKey(scratch, op.key, v);
+      PayloadKey(scratch, op.key, entry.version);
       batch.Delete(payload_, scratch);
+      return OkStatus();
     };
     switch (op.kind) {
       case OpKind::kWrite: {
@@ -293,15 +422,33 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
           result.obsolete = true;
           break;
         }
-        HeaderKey(scratch, op.key, op.version);
-        batch.Put(meta_, scratch, AsSlice(op.header));
-        if (!op.tombstone) {
-          PayloadKey(scratch, op.key, op.version);
-          batch.Put(payload_, scratch, AsSlice(op.payload));
-        }
         auto same = std::find_if(versions.begin(), versions.end(),
                                  [&](const KeyState::Entry& e) { return e.version == op.version; });
-        if (same == versions.end()) versions.insert(older, {op.version, op.tombstone});
+        // Rewriting a version it holds (a repair): the old copy's segment space is dropped.
+        if (same != versions.end()) DDSPLIT_RETURN_IF_ERROR(drop_location(op.key, *same));
+        HeaderKey(scratch, op.key, op.version);
+        batch.Put(meta_, scratch, AsSlice(op.header));
+        std::optional<SegmentRef> segment;
+        if (!op.tombstone) {
+          PayloadKey(scratch, op.key, op.version);
+          segment = apply_->segment_of_op[i];
+          if (segment) {
+            EncodeSegmentRef(value, *segment);
+            batch.Put(payload_, scratch, value);
+            apply_->added.push_back(*segment);
+          } else {
+            const char tag = kInlineTag;
+            rocksdb::Slice parts[] = {{&tag, 1}, AsSlice(op.payload)};
+            rocksdb::Slice key_part(scratch);
+            batch.Put(payload_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(parts, 2));
+          }
+        }
+        KeyState::Entry written{op.version, op.tombstone, true, segment};
+        if (same == versions.end()) {
+          versions.insert(older, written);
+        } else {
+          *same = written;
+        }
         break;
       }
       case OpKind::kCommit: {
@@ -311,8 +458,8 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
         std::string encoded;
         AppendVersion(encoded, op.version);
         batch.Put(meta_, scratch, encoded);
-        for (const auto& entry : versions) {
-          if (entry.version < op.version) remove_version(entry.version);
+        for (auto& entry : versions) {
+          if (entry.version < op.version) DDSPLIT_RETURN_IF_ERROR(remove_version(entry));
         }
         std::erase_if(versions, [&](const KeyState::Entry& e) { return e.version < op.version; });
         break;
@@ -322,7 +469,7 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
         auto same = std::find_if(versions.begin(), versions.end(),
                                  [&](const KeyState::Entry& e) { return e.version == op.version; });
         if (same == versions.end()) break;
-        remove_version(op.version);
+        DDSPLIT_RETURN_IF_ERROR(remove_version(*same));
         versions.erase(same);
         break;
       }
@@ -371,7 +518,13 @@ Result<PinnedPayload> FragmentStore::ReadPayload(std::string_view key, Version v
   read.verify_checksums = true;
   auto status = db_->Get(read, payload_, internal, slice.get());
   if (!status.ok()) return FromRocks(status, "reading fragment");
-  return PinnedPayload(std::move(slice));
+  const std::string_view value = slice->ToStringView();
+  if (!value.empty() && value[0] == kInlineTag) return PinnedPayload(std::move(slice), 1);
+  auto ref = DecodeSegmentRef(value);
+  if (!ref) return Error(ErrorCode::kCorrupt, "fragment entry unreadable");
+  zmq::message_t buffer = transport::BufferPool::Global().Take(ref->length);
+  DDSPLIT_RETURN_IF_ERROR(segments_->Read(*ref, std::span(static_cast<std::byte*>(buffer.data()), ref->length)));
+  return PinnedPayload(std::move(buffer));
 }
 
 Result<bool> FragmentStore::List(std::string_view prefix, std::string_view after,
@@ -436,9 +589,11 @@ StoreStats FragmentStore::Stats() const {
     if (db_->GetIntProperty(family, "rocksdb.live-sst-files-size", &value)) stats.live_data_bytes += value;
     if (db_->GetIntProperty(family, "rocksdb.cur-size-all-mem-tables", &value)) stats.memtable_bytes += value;
   }
-  if (db_->GetIntProperty(payload_, "rocksdb.live-blob-file-size", &value)) stats.live_data_bytes += value;
+  const SegmentStats segments = segments_->Stats();
+  stats.live_data_bytes += segments.live_bytes;
+  stats.blob_bytes = segments.file_bytes;
+  stats.segments = segments.segments;
   stats.block_cache_bytes = cache_->GetUsage();
-  if (db_->GetIntProperty(payload_, "rocksdb.total-blob-file-size", &value)) stats.blob_bytes = value;
   for (auto* family : {meta_, payload_}) {
     if (db_->GetIntProperty(family, "rocksdb.estimate-pending-compaction-bytes", &value)) {
       stats.pending_compaction_bytes += value;
@@ -466,8 +621,6 @@ Status FragmentStore::Flush() {
 Status FragmentStore::CompactAll() {
   rocksdb::CompactRangeOptions compact;
   compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;  // no trivial moves
-  compact.blob_garbage_collection_policy = rocksdb::BlobGarbageCollectionPolicy::kForce;
-  compact.blob_garbage_collection_age_cutoff = 1.0;  // every blob file, not only the oldest
   for (auto* family : {meta_, payload_}) {
     auto status = db_->CompactRange(compact, family, nullptr, nullptr);
     if (!status.ok()) return FromRocks(status, "compaction");

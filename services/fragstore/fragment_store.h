@@ -1,5 +1,5 @@
-// FragmentStore: a fragment store's durable state in one RocksDB database. The only code in
-// DDSplit that talks to RocksDB.
+// FragmentStore: a fragment store's durable state: one RocksDB database plus the segment files
+// that hold large fragments (SegmentLog). The only code in DDSplit that talks to RocksDB.
 //
 // For every key the store keeps the fragments of one or more versions and the newest version it
 // knows to be committed (acknowledged by a write quorum somewhere). A fragment of a version
@@ -8,8 +8,11 @@
 //
 // Layout: column family "default" holds small entries — the committed version at
 // key+"\0\0" and each version's FragmentHeader at key+"\0\1"+inverted version (newest sorts
-// first); column family "payload" holds fragment bytes at key+"\0"+inverted version, in blob
-// files. Keys never contain NUL, so a key's entries sort together and in key order.
+// first); column family "fragments" holds, at key+"\0"+inverted version, either the fragment's
+// bytes (fragments under segment_min_bytes) or where in the segment files they are. Keys never
+// contain NUL, so a key's entries sort together and in key order. Large fragments are written
+// once, from the caller's buffers, to a segment file; RocksDB's write-ahead log and memtables
+// see only their 25-byte location.
 //
 // Thread-safety: Apply() from one thread at a time (the commit thread); reads from any thread.
 #pragma once
@@ -22,8 +25,11 @@
 #include <string_view>
 #include <vector>
 
+#include <zmq.hpp>
+
 #include "common/base/result.h"
 #include "common/base/version.h"
+#include "services/fragstore/segment_log.h"
 
 namespace rocksdb {
 class DB;
@@ -40,7 +46,8 @@ struct StoreOptions {
   bool sync = true;                        // fsync the WAL before Apply() returns
   uint64_t block_cache_bytes = 64ull << 20;
   uint64_t memtable_bytes = 128ull << 20;  // all memtables together (payloads wait here until flush)
-  uint64_t blob_min_bytes = 4096;          // fragments this large go to blob files
+  uint64_t segment_min_bytes = 4096;       // fragments this large go to segment files
+  uint64_t segment_bytes = 256ull << 20;   // a segment file is closed at about this size
 };
 
 enum class OpKind : uint8_t { kWrite, kCommit, kAbort };
@@ -74,30 +81,37 @@ struct KeyVersions {
   std::span<const HeldVersion> view() const { return {versions.data(), count}; }
 };
 
-// Fragment bytes read from the store, pinned until this object is destroyed.
+// Fragment bytes read from the store, held until this object is destroyed: a small fragment
+// pinned in (or copied from) RocksDB, a large one read from its segment file into a buffer.
 class PinnedPayload {
  public:
-  explicit PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice);
+  // The bytes of `slice` after its first `skip` bytes.
+  PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice, size_t skip);
+  // The bytes of `buffer` (from transport::BufferPool: reused, not allocated per read).
+  explicit PinnedPayload(zmq::message_t buffer);
   ~PinnedPayload();
   PinnedPayload(PinnedPayload&&) noexcept;
   PinnedPayload& operator=(PinnedPayload&&) noexcept;
-  std::span<const std::byte> bytes() const;
+  std::span<const std::byte> bytes() const { return bytes_; }
   // True when RocksDB copied the bytes into this object (a user-space payload copy) rather than
-  // pinning memory it already held.
+  // pinning memory it already held. A segment read is the kernel's copy: false.
   bool copied() const;
 
  private:
   std::unique_ptr<rocksdb::PinnableSlice> slice_;
+  zmq::message_t buffer_;
+  std::span<const std::byte> bytes_;
 };
 
 struct StoreStats {
   uint64_t estimated_keys = 0;
-  uint64_t live_data_bytes = 0;  // SST plus blob files
+  uint64_t live_data_bytes = 0;  // SST files plus the fragments in segment files
   uint64_t memtable_bytes = 0;
   uint64_t block_cache_bytes = 0;
   // For the metrics (observability): RocksDB's health figures and the data directory's file
   // system (statvfs; zero when it cannot be read).
-  uint64_t blob_bytes = 0;                // all blob files, garbage included
+  uint64_t blob_bytes = 0;                // all segment files, garbage included
+  uint64_t segments = 0;                  // segment files
   uint64_t pending_compaction_bytes = 0;  // estimate
   uint64_t running_compactions = 0;
   bool write_stopped = false;             // RocksDB stopped writes (stall)
@@ -124,7 +138,8 @@ class FragmentStore {
   Status ReadVersions(std::string_view key, KeyVersions& out) const;
 
   // The fragment bytes of (key, version); kNotFound if absent, kCorrupt if RocksDB's own
-  // checksums fail.
+  // checksums fail or the segment file is too short. The bytes are not checked against the
+  // fragment's checksum (in its header): callers do that.
   Result<PinnedPayload> ReadPayload(std::string_view key, Version version) const;
 
   // Visits keys that start with `prefix` and sort after `after` (all keys if empty), in order,
@@ -135,10 +150,12 @@ class FragmentStore {
   StoreStats Stats() const;
   // Whether Apply() syncs the write-ahead log (StoreOptions::sync), for the metrics.
   bool syncs_wal() const { return options_.sync; }
+  // Fragments at least this large are kept in segment files, smaller ones inline in RocksDB.
+  uint64_t segment_min_bytes() const { return options_.segment_min_bytes; }
   // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
   Status Flush();
-  // Compacts everything now and rewrites every live fragment out of old blob files (forced blob
-  // garbage collection): reclaims all space held by overwritten fragments. Slow; maintenance.
+  // Compacts everything now (reclaims the space of dropped small fragments and entries; segment
+  // files go as soon as nothing refers to them). Slow; maintenance.
   Status CompactAll();
 
  private:
@@ -147,6 +164,7 @@ class FragmentStore {
   FragmentStore();
   Status LoadKeyState(std::string_view key, KeyState& state) const;
   Status ApplyToBatch(std::span<const StoreOp> ops, std::span<OpResult> results);
+  Status CountSegmentReferences();
 
   class CompactionCorruptionTolerance;
 
@@ -156,7 +174,8 @@ class FragmentStore {
   std::shared_ptr<rocksdb::Cache> cache_;
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::ColumnFamilyHandle* meta_ = nullptr;     // owned by db_
-  rocksdb::ColumnFamilyHandle* payload_ = nullptr;  // owned by db_
+  rocksdb::ColumnFamilyHandle* payload_ = nullptr;  // "fragments", owned by db_
+  std::unique_ptr<SegmentLog> segments_;
   std::unique_ptr<ApplyState> apply_;  // used by Apply() only
 };
 

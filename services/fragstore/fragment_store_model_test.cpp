@@ -313,7 +313,7 @@ TEST_CASE("a random sequence of puts, deletes, gets, lists and restarts agrees w
   testing::TempDir dir("ddsplit-model");
   // Small memtables and blob threshold so flushes, blob files and compactions happen often.
   StoreOptions options{.data_dir = dir.str(), .sync = false, .block_cache_bytes = 1 << 20,
-                       .memtable_bytes = 256 << 10, .blob_min_bytes = 256};
+                       .memtable_bytes = 256 << 10, .segment_min_bytes = 256};
   ModelRun run(seed, options);
   for (int i = 0; i < steps; ++i) {
     CAPTURE(seed);

@@ -86,9 +86,10 @@ FragstoreProbe::FragstoreProbe(metrics::ProcessMetrics& process)
   estimated_keys_ = &AddGauge(registry, "ddsplit_fragstore_estimated_entries",
                               "RocksDB's estimate of metadata entries held.");
   live_data_bytes_ = &AddGauge(registry, "ddsplit_fragstore_live_data_bytes",
-                               "Bytes in live SST and blob files.");
+                               "Bytes in live SST files plus the fragments in segment files.");
   blob_bytes_ = &AddGauge(registry, "ddsplit_fragstore_blob_file_bytes",
-                          "Bytes in all blob files, garbage not yet collected included.");
+                          "Bytes in all segment files (large fragments), garbage not yet "
+                          "reclaimed included.");
   memtable_bytes_ = &AddGauge(registry, "ddsplit_fragstore_memtable_bytes",
                               "Bytes held in RocksDB memtables.");
   block_cache_bytes_ = &AddGauge(registry, "ddsplit_fragstore_block_cache_bytes",

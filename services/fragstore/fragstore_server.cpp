@@ -11,6 +11,7 @@
 #include "common/codec/checksum.h"
 #include "common/codec/stripe.h"
 #include "common/metrics/queue_wait.h"
+#include "common/transport/buffer_pool.h"
 #include "common/transport/transport.h"
 #include "common/wire/envelope.h"
 #include "services/fragstore/write_validation.h"
@@ -22,6 +23,7 @@ using transport::Bytes;
 
 constexpr auto kPollCap = std::chrono::milliseconds(200);
 constexpr auto kStatsInterval = std::chrono::seconds(2);
+constexpr auto kIdleTrimAfter = std::chrono::seconds(2);
 
 struct StringHash {
   using is_transparent = void;
@@ -331,11 +333,12 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
   if (!ops.empty()) {
     if (applied.ok()) {
       probe_.BatchCommitted(ops.size(), payload_bytes, store_.syncs_wal());
-      // RocksDB copies each stored payload twice in user space on the way in: into the
-      // WriteBatch, then from the batch into the memtable (a third copy, memtable to blob file,
-      // happens later at flush, in the background, and is not counted).
+      // A fragment stored inline in RocksDB is copied twice in user space on the way in: into
+      // the WriteBatch, then into the memtable. Large fragments go to segment files straight
+      // from the received frames: no user-space copy.
       for (size_t o = 0; o < ops.size(); ++o) {
         if (ops[o].kind != OpKind::kWrite || ops[o].tombstone || results[o].obsolete) continue;
+        if (ops[o].payload.size() >= store_.segment_min_bytes()) continue;
         metrics::CountPayloadCopy(ops[o].payload.size());
         metrics::CountPayloadCopy(ops[o].payload.size());
       }
@@ -404,6 +407,8 @@ void FragstoreServer::ReadLoop(int stop_fd) {
   std::vector<flatbuffers::Offset<wire::HeldVersion>> held;
   zmq::pollitem_t items[] = {{reader_.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, stop_fd, ZMQ_POLLIN, 0}};
   SteadyTime next_stats{};
+  SteadyTime last_read = std::chrono::steady_clock::now();
+  bool trimmed = true;
 
   auto add_versions = [&](flatbuffers::FlatBufferBuilder& fbb, const KeyVersions& kv,
                           std::optional<Version> corrupt) {
@@ -432,9 +437,18 @@ void FragstoreServer::ReadLoop(int stop_fd) {
       continue;
     }
     if (Readable(items[1])) return;
-    if (!Readable(items[0])) continue;
+    if (!Readable(items[0])) {
+      if (!trimmed && std::chrono::steady_clock::now() - last_read > kIdleTrimAfter) {
+        // Give the buffers large reads used back so an idle store stays small.
+        transport::BufferPool::Global().Trim();
+        trimmed = true;
+      }
+      continue;
+    }
     const uint64_t wake_ns = metrics::UnixNanos();
     const SteadyTime wake = std::chrono::steady_clock::now();
+    last_read = wake;
+    trimmed = false;
     for (int handled = 0; handled < 64; ++handled) {
       bool overflow = false;
       const SteadyTime receive_start = std::chrono::steady_clock::now();

@@ -277,7 +277,7 @@ void FaultLoad::Run(Worker& worker) {
     const std::string& key = worker.keys[key_index];
     int roll = std::uniform_int_distribution<int>(0, 99)(worker.rng);
     if (roll < options_.put_percent) {
-      // Sizes: a few empty, most small, some spanning blob-file fragments.
+      // Sizes: a few empty, most small, some with fragments large enough for segment files.
       int size_roll = std::uniform_int_distribution<int>(0, 99)(worker.rng);
       size_t body = size_roll < 5    ? 0
                     : size_roll < 55 ? std::uniform_int_distribution<size_t>(1, 2000)(worker.rng)

@@ -563,9 +563,11 @@ TEST_CASE("stage histograms, allocation and copy counters move with requests and
       stores_copied += after[i].copied_bytes - before[i].copied_bytes;
     }
   }
-  // Every stored fragment was copied twice by RocksDB (write batch, memtable).
+  // 16 KiB fragments go to segment files straight from the received frames and are read back
+  // with pread: the stores copy none of their bytes in user space (smaller fragments, kept
+  // inline in RocksDB, would count two copies each).
   CHECK(stores_stored > 0);
-  CHECK(stores_copied >= 2 * stores_stored);
+  CHECK(stores_copied == 0);
 
   CheckIdle(targets, "idle after traffic");
 }

@@ -293,7 +293,7 @@ class Thrasher {
     std::optional<AckedRecord> record;
     int index = -1;
     for (int attempt = 0; attempt < 20 && index < 0; ++attempt) {
-      record = load_.PickAckedRecord(rng_, 24 * 1024);  // fragments above the blob threshold
+      record = load_.PickAckedRecord(rng_, 24 * 1024);  // fragments above the segment threshold
       if (!record) break;
       auto stat = verifier_->Stat(record->key);
       if (!stat.ok() || stat->info.version != record->version) continue;
@@ -369,7 +369,7 @@ class Thrasher {
     return -1;
   }
 
-  // A fresh, fully redundant record above the blob threshold, written by the verifier.
+  // A fresh, fully redundant record above the segment threshold, written by the verifier.
   AckedRecord OwnRecord() {
     std::string key = "thrash/own/" + std::to_string(++own_records_);
     AckedRecord record{key, {}, MakeValue(key, own_records_, 32 * 1024)};
