@@ -1,5 +1,6 @@
 // Fuzz target: FragmentStore on a real RocksDB database fed fuzzed group commits (writes,
-// tombstones, commits, aborts in any order and any version), reads, listings and a reopen,
+// tombstones, commits, aborts in any order and any version), reads, listings, segment space
+// reclaims and a reopen,
 // checked against FragmentStoreModel (tests/harness/fragment_store_model.h) after every step.
 // One database serves the whole run; each input works in its own key namespace, so inputs do
 // not see each other and a saved crasher replays alone.
@@ -31,7 +32,7 @@ struct Database {
 
   fragstore::StoreOptions Options() const {
     return {.data_dir = dir, .sync = false, .block_cache_bytes = 1 << 20,
-            .memtable_bytes = 512 << 10, .segment_min_bytes = 128};
+            .memtable_bytes = 512 << 10, .segment_min_bytes = 128, .segment_bytes = 64 << 10};
   }
   void Open() {
     store.reset();
@@ -167,7 +168,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (what == 6) {
       // Flushes and reopens cost milliseconds (file syncs), and the fuzzer soon learns any marker
       // byte: allow them on a few inputs only (one in 16, one in 64).
-      if (in.Bool() && db.inputs % 16 == 1) DDSPLIT_FUZZ_ASSERT(db.store->Flush().ok());
+      if (in.Bool() && db.inputs % 16 == 1) {
+        DDSPLIT_FUZZ_ASSERT(db.store->Flush().ok());
+      } else if (in.Bool()) {
+        // Moving fragments out of sparse segments must change nothing a reader sees.
+        DDSPLIT_FUZZ_ASSERT(db.store->ReclaimSegments(in.Range(1, 1 << 20)).ok());
+      }
     } else if (!reopened && in.Bool() && db.inputs % 64 == 1) {
       reopened = true;  // reopening costs milliseconds: once per input
       db.Open();

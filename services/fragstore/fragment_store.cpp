@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "common/transport/buffer_pool.h"
@@ -313,6 +314,7 @@ struct FragmentStore::ApplyState {
   // Segment references this batch adds and drops, counted once it is written.
   std::vector<SegmentRef> added;
   std::vector<SegmentRef> dropped;
+  std::set<uint64_t> stuck_segments;  // see ReclaimSegments
 };
 
 FragmentStore::FragmentStore() : apply_(std::make_unique<ApplyState>()) {}
@@ -518,13 +520,20 @@ Result<PinnedPayload> FragmentStore::ReadPayload(std::string_view key, Version v
   read.verify_checksums = true;
   auto status = db_->Get(read, payload_, internal, slice.get());
   if (!status.ok()) return FromRocks(status, "reading fragment");
-  const std::string_view value = slice->ToStringView();
-  if (!value.empty() && value[0] == kInlineTag) return PinnedPayload(std::move(slice), 1);
-  auto ref = DecodeSegmentRef(value);
-  if (!ref) return Error(ErrorCode::kCorrupt, "fragment entry unreadable");
-  zmq::message_t buffer = transport::BufferPool::Global().Take(ref->length);
-  DDSPLIT_RETURN_IF_ERROR(segments_->Read(*ref, std::span(static_cast<std::byte*>(buffer.data()), ref->length)));
-  return PinnedPayload(std::move(buffer));
+  // A fragment moved by ReclaimSegments between the lookup and the read is looked up again.
+  for (int attempt = 0;; ++attempt) {
+    const std::string_view value = slice->ToStringView();
+    if (!value.empty() && value[0] == kInlineTag) return PinnedPayload(std::move(slice), 1);
+    auto ref = DecodeSegmentRef(value);
+    if (!ref) return Error(ErrorCode::kCorrupt, "fragment entry unreadable");
+    zmq::message_t buffer = transport::BufferPool::Global().Take(ref->length);
+    auto read_status = segments_->Read(*ref, std::span(static_cast<std::byte*>(buffer.data()), ref->length));
+    if (read_status.ok()) return PinnedPayload(std::move(buffer));
+    if (read_status.error().code() != ErrorCode::kNotFound || attempt > 0) return read_status.error();
+    slice->Reset();
+    status = db_->Get(read, payload_, internal, slice.get());
+    if (!status.ok()) return FromRocks(status, "reading fragment");
+  }
 }
 
 Result<bool> FragmentStore::List(std::string_view prefix, std::string_view after,
@@ -618,6 +627,80 @@ Status FragmentStore::Flush() {
   return OkStatus();
 }
 
+Result<uint64_t> FragmentStore::ReclaimSegments(uint64_t max_bytes) {
+  std::vector<uint64_t> sparse = segments_->SparseSegments(0.5);
+  // Segments a pass could not empty (unreadable fragments, or live bytes that no reference
+  // explains after an incomplete count) are not scanned for again until the next start.
+  auto& stuck = apply_->stuck_segments;
+  std::erase_if(sparse, [&](uint64_t id) { return stuck.contains(id); });
+  if (sparse.empty()) return uint64_t{0};
+  constexpr size_t kSegmentsPerPass = 4;
+  if (sparse.size() > kSegmentsPerPass) sparse.resize(kSegmentsPerPass);
+  // Which fragments live in them: every location RocksDB holds is looked at (small values).
+  struct Moving {
+    std::string internal_key;
+    SegmentRef from;
+    SegmentRef to;
+  };
+  std::vector<Moving> moving;
+  uint64_t bytes = 0;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), payload_));
+    for (it->SeekToFirst(); it->Valid() && bytes < max_bytes; it->Next()) {
+      auto ref = DecodeSegmentRef(it->value().ToStringView());
+      if (!ref || std::find(sparse.begin(), sparse.end(), ref->segment) == sparse.end()) continue;
+      moving.push_back({it->key().ToString(), *ref, {}});
+      bytes += ref->length;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "finding fragments to move");
+  }
+  if (moving.empty()) {
+    stuck.insert(sparse.begin(), sparse.end());
+    return uint64_t{0};
+  }
+  // Read them (a fragment that cannot be read stays where it is: readers find its damage).
+  std::vector<zmq::message_t> buffers;
+  buffers.reserve(moving.size());  // never reallocated: the spans point into the messages
+  std::vector<std::span<const std::byte>> readable;
+  std::vector<size_t> readable_index;
+  for (size_t i = 0; i < moving.size(); ++i) {
+    const SegmentRef& from = moving[i].from;
+    buffers.push_back(transport::BufferPool::Global().Take(from.length));
+    auto* data = static_cast<std::byte*>(buffers.back().data());
+    if (!segments_->Read(from, std::span(data, from.length)).ok()) {
+      buffers.pop_back();
+      stuck.insert(from.segment);
+      continue;
+    }
+    readable.emplace_back(data, from.length);
+    readable_index.push_back(i);
+  }
+  std::vector<SegmentRef> placed(readable.size());
+  DDSPLIT_RETURN_IF_ERROR(segments_->Append(readable, placed));
+  DDSPLIT_RETURN_IF_ERROR(segments_->Sync());
+  rocksdb::WriteBatch batch;
+  std::string value;
+  for (size_t j = 0; j < readable_index.size(); ++j) {
+    Moving& m = moving[readable_index[j]];
+    m.to = placed[j];
+    EncodeSegmentRef(value, m.to);
+    batch.Put(payload_, m.internal_key, value);
+  }
+  rocksdb::WriteOptions write;
+  write.sync = options_.sync;
+  auto status = db_->Write(write, &batch);
+  if (!status.ok()) return FromRocks(status, "moving fragments");
+  // The cached states may name the old places.
+  apply_->key_states.clear();
+  uint64_t moved = 0;
+  for (size_t i : readable_index) {
+    segments_->AddLive(moving[i].to);
+    moved += moving[i].to.length;
+  }
+  for (size_t i : readable_index) segments_->RemoveLive(moving[i].from);
+  return moved;
+}
+
 Status FragmentStore::CompactAll() {
   rocksdb::CompactRangeOptions compact;
   compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;  // no trivial moves
@@ -625,7 +708,11 @@ Status FragmentStore::CompactAll() {
     auto status = db_->CompactRange(compact, family, nullptr, nullptr);
     if (!status.ok()) return FromRocks(status, "compaction");
   }
-  return OkStatus();
+  while (true) {
+    auto moved = ReclaimSegments(64ull << 20);
+    if (!moved.ok()) return std::move(moved).error();
+    if (*moved == 0) return OkStatus();
+  }
 }
 
 }  // namespace ddsplit::fragstore

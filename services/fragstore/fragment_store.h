@@ -154,9 +154,14 @@ class FragmentStore {
   uint64_t segment_min_bytes() const { return options_.segment_min_bytes; }
   // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
   Status Flush();
-  // Compacts everything now (reclaims the space of dropped small fragments and entries; segment
-  // files go as soon as nothing refers to them). Slow; maintenance.
+  // Compacts everything now (reclaims the space of dropped small fragments and entries) and
+  // reclaims every sparse segment (ReclaimSegments). Slow; maintenance.
   Status CompactAll();
+  // A segment file goes as soon as nothing refers to it. This moves the live fragments of
+  // closed segments that are mostly garbage (under half their bytes live) into the active
+  // segment, at most about `max_bytes` of them per call, so those files can go. Returns the
+  // fragment bytes moved. Like Apply(): from the commit thread only.
+  Result<uint64_t> ReclaimSegments(uint64_t max_bytes);
 
  private:
   struct KeyState;

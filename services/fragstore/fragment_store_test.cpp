@@ -313,6 +313,48 @@ TEST_CASE("large fragments live in segment files, which go once nothing refers t
   CHECK(Payload(**reopened, "d", v1) == Filled('d', 9000));
 }
 
+TEST_CASE("the live fragments of a mostly-garbage segment are moved so the file can go") {
+  testing::TempDir dir;
+  const StoreOptions options{.data_dir = dir.str(), .sync = true, .segment_min_bytes = 4096,
+                             .segment_bytes = 64 << 10};
+  auto store = FragmentStore::Open(options);
+  REQUIRE(store.ok());
+  FragmentStore& s = **store;
+  // Eight 16 KiB fragments, one batch each: segments of four.
+  std::map<std::string, std::string> written;
+  for (int i = 0; i < 8; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    written[key] = Filled(static_cast<char>('a' + i), 16 << 10);
+    Ops ops;
+    Apply(s, ops.Write(key, v1, written[key]).Commit(key, v1));
+  }
+  Ops next;  // closes the second segment
+  Apply(s, next.Write("last", v1, Filled('z', 5000)));
+  CHECK(s.ReclaimSegments(1 << 30).value() == 0);  // nothing sparse yet
+  // Three of the first segment's four fragments deleted: a quarter of it is live.
+  Ops deletes;
+  for (const std::string key : {"k0", "k1", "k2"}) {
+    deletes.Write(key, v2, "", true).Commit(key, v2);
+    written.erase(key);
+  }
+  Apply(s, deletes);
+  const uint64_t before = s.Stats().blob_bytes;
+  auto moved = s.ReclaimSegments(1 << 30);
+  REQUIRE(moved.ok());
+  CHECK(*moved == 16 << 10);
+  CHECK(s.Stats().blob_bytes == before - (64 << 10) + (16 << 10));
+  CHECK(s.ReclaimSegments(1 << 30).value() == 0);
+  for (const auto& [key, bytes] : written) CHECK(Payload(s, key, v1) == bytes);
+  // The moved fragment is where RocksDB says, also after a restart, and drops normally.
+  store->reset();
+  auto reopened = FragmentStore::Open(options);
+  REQUIRE(reopened.ok());
+  for (const auto& [key, bytes] : written) CHECK(Payload(**reopened, key, v1) == bytes);
+  Ops drop;
+  Apply(**reopened, drop.Write("k3", v2, "", true).Commit("k3", v2));
+  CHECK((**reopened).ReadPayload("k3", v1).error().code() == ErrorCode::kNotFound);
+}
+
 TEST_CASE("a fragment whose segment file is damaged reads back changed or as corrupt, and can be rewritten") {
   testing::TempDir dir;
   const StoreOptions options{.data_dir = dir.str(), .sync = false, .segment_min_bytes = 4096};

@@ -103,6 +103,11 @@ FragstoreProbe::FragstoreProbe(metrics::ProcessMetrics& process)
                              "1 while RocksDB has stopped writes (a stall), else 0.");
   background_errors_ = &AddGauge(registry, "ddsplit_fragstore_background_errors",
                                  "RocksDB background errors since the store opened.");
+  segment_files_ = &AddGauge(registry, "ddsplit_fragstore_segment_files",
+                             "Segment files (large fragments) on disk.");
+  segment_bytes_moved_ = &AddCounter(
+      registry, "ddsplit_fragstore_segment_moved_bytes_total",
+      "Fragment bytes moved out of segment files that were mostly garbage, so the files could go.");
   compaction_corruptions_ = &AddGauge(
       registry, "ddsplit_fragstore_compaction_corruptions",
       "Corrupt data met by RocksDB compactions since the store opened. Tolerated: writes go on, "
@@ -155,6 +160,11 @@ void FragstoreProbe::CorruptFragmentDetected() {
   corrupt_->Increment();
 }
 
+void FragstoreProbe::SegmentBytesMoved(uint64_t bytes) {
+  if (!Enabled()) return;
+  segment_bytes_moved_->Increment(static_cast<double>(bytes));
+}
+
 void FragstoreProbe::ScrubVerified(uint64_t bytes) {
   if (!Enabled()) return;
   scrub_bytes_->Increment(static_cast<double>(bytes));
@@ -181,6 +191,7 @@ void FragstoreProbe::StorageStats(const StoreStats& stats) {
   estimated_keys_->Set(D(stats.estimated_keys));
   live_data_bytes_->Set(D(stats.live_data_bytes));
   blob_bytes_->Set(D(stats.blob_bytes));
+  segment_files_->Set(D(stats.segments));
   memtable_bytes_->Set(D(stats.memtable_bytes));
   block_cache_bytes_->Set(D(stats.block_cache_bytes));
   pending_compaction_bytes_->Set(D(stats.pending_compaction_bytes));

@@ -53,6 +53,8 @@ class FragstoreProbe {
   void ScrubVerified(uint64_t bytes);
   void ScrubCorrupt();
   void ScrubPassCompleted();
+  // Fragment bytes moved out of sparse segment files (FragmentStore::ReclaimSegments).
+  void SegmentBytesMoved(uint64_t bytes);
   // Storage figures, refreshed periodically by the server.
   void StorageStats(const StoreStats& stats);
 
@@ -81,6 +83,8 @@ class FragstoreProbe {
   prometheus::Gauge* estimated_keys_ = nullptr;
   prometheus::Gauge* live_data_bytes_ = nullptr;
   prometheus::Gauge* blob_bytes_ = nullptr;
+  prometheus::Gauge* segment_files_ = nullptr;
+  prometheus::Counter* segment_bytes_moved_ = nullptr;
   prometheus::Gauge* memtable_bytes_ = nullptr;
   prometheus::Gauge* block_cache_bytes_ = nullptr;
   prometheus::Gauge* pending_compaction_bytes_ = nullptr;

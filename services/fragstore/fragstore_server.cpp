@@ -24,6 +24,8 @@ using transport::Bytes;
 constexpr auto kPollCap = std::chrono::milliseconds(200);
 constexpr auto kStatsInterval = std::chrono::seconds(2);
 constexpr auto kIdleTrimAfter = std::chrono::seconds(2);
+constexpr auto kReclaimWhenIdleFor = std::chrono::seconds(1);
+constexpr uint64_t kReclaimBytesPerPass = 16ull << 20;
 
 struct StringHash {
   using is_transparent = void;
@@ -237,7 +239,12 @@ void FragstoreServer::CommitLoop() {
     uint64_t bytes = 0;
     {
       std::unique_lock lock(queue_mutex_);
-      queue_ready_.wait(lock, [&] { return !queue_.empty() || ingest_done_; });
+      if (!queue_ready_.wait_for(lock, kReclaimWhenIdleFor,
+                                 [&] { return !queue_.empty() || ingest_done_; })) {
+        lock.unlock();
+        ReclaimSegmentSpace();
+        continue;
+      }
       if (queue_.empty() && ingest_done_) return;
       const size_t taken = GroupCommitSize(queue_.size(), options_.group_commit,
                                            [&](size_t i) { return queue_[i].payload.size(); });
@@ -258,6 +265,17 @@ void FragstoreServer::CommitLoop() {
     }
     queue_space_.notify_all();
   }
+}
+
+// With no writes waiting: moves the live fragments out of mostly-garbage segment files, a
+// bounded amount at a time so a write arriving meanwhile waits little.
+void FragstoreServer::ReclaimSegmentSpace() {
+  auto moved = store_.ReclaimSegments(kReclaimBytesPerPass);
+  if (!moved.ok()) {
+    spdlog::warn("reclaiming segment space failed: {}", moved.error().ToString());
+    return;
+  }
+  if (*moved > 0) probe_.SegmentBytesMoved(*moved);
 }
 
 void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scratch) {

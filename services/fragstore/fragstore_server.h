@@ -4,7 +4,8 @@
 //    and queues them for the commit thread (bounded; a full queue stops the receiving, so
 //    ZeroMQ's high-water mark pushes back on the splitters);
 //  - commit: takes everything queued as one group commit (one WAL write and sync), then sends
-//    each write's acknowledgement to the splitter's PULL socket named in the message;
+//    each write's acknowledgement to the splitter's PULL socket named in the message; when no
+//    write has come for a second, reclaims space from mostly-garbage segment files;
 //  - read: serves Fetch, ListKeys and StoreStat on a ROUTER socket.
 // Start with Bind(), then Run() from the main thread until the stop fd becomes readable.
 #pragma once
@@ -60,6 +61,7 @@ class FragstoreServer {
   void CommitLoop();
   void ReadLoop(int stop_fd);
   void CommitBatch(std::vector<Queued>& batch, CommitScratch& scratch);
+  void ReclaimSegmentSpace();
 
   ServerOptions options_;
   FragmentStore& store_;

@@ -234,6 +234,23 @@ void SegmentLog::KeepAll() {
   }
 }
 
+std::vector<uint64_t> SegmentLog::SparseSegments(double max_live_fraction) const {
+  std::vector<std::pair<double, uint64_t>> sparse;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, segment] : segments_) {
+      const uint64_t size = segment->size.load();
+      if (!segment->closed || size == 0) continue;
+      const double fraction = static_cast<double>(segment->live.load()) / static_cast<double>(size);
+      if (fraction < max_live_fraction) sparse.emplace_back(fraction, id);
+    }
+  }
+  std::sort(sparse.begin(), sparse.end());
+  std::vector<uint64_t> ids;
+  for (const auto& entry : sparse) ids.push_back(entry.second);
+  return ids;
+}
+
 SegmentStats SegmentLog::Stats() const {
   SegmentStats stats;
   std::lock_guard lock(mutex_);

@@ -73,6 +73,10 @@ class SegmentLog {
   // live, so none is deleted before every fragment in it has been dropped (garbage stays).
   void KeepAll();
 
+  // Closed segments whose live bytes are under `max_live_fraction` of their size, sparsest
+  // first: worth moving their live fragments elsewhere so the files can go.
+  std::vector<uint64_t> SparseSegments(double max_live_fraction) const;
+
   SegmentStats Stats() const;
 
  private:
