@@ -167,11 +167,12 @@ struct FragmentStore::KeyState {
 };
 
 PinnedPayload::PinnedPayload(std::unique_ptr<rocksdb::PinnableSlice> slice, size_t skip)
-    : slice_(std::move(slice)),
-      bytes_(std::as_bytes(std::span(slice_->data(), slice_->size())).subspan(skip)) {}
-PinnedPayload::PinnedPayload(zmq::message_t buffer)
-    : buffer_(std::move(buffer)),
-      bytes_(static_cast<const std::byte*>(buffer_.data()), buffer_.size()) {}
+    : slice_(std::move(slice)), skip_(skip) {}
+PinnedPayload::PinnedPayload(zmq::message_t buffer) : buffer_(std::move(buffer)) {}
+std::span<const std::byte> PinnedPayload::bytes() const {
+  if (slice_) return std::as_bytes(std::span(slice_->data(), slice_->size())).subspan(skip_);
+  return {static_cast<const std::byte*>(buffer_.data()), buffer_.size()};
+}
 PinnedPayload::~PinnedPayload() = default;
 PinnedPayload::PinnedPayload(PinnedPayload&&) noexcept = default;
 PinnedPayload& PinnedPayload::operator=(PinnedPayload&&) noexcept = default;

@@ -46,7 +46,9 @@ struct StoreOptions {
   bool sync = true;                        // fsync the WAL before Apply() returns
   uint64_t block_cache_bytes = 64ull << 20;
   uint64_t memtable_bytes = 128ull << 20;  // all memtables together (payloads wait here until flush)
-  uint64_t segment_min_bytes = 4096;       // fragments this large go to segment files
+  // Fragments this large go to segment files, smaller ones inline into RocksDB (two user-space
+  // copies: write batch, memtable). Measured: even 256-byte fragments are no slower in segments.
+  uint64_t segment_min_bytes = 1;
   uint64_t segment_bytes = 256ull << 20;   // a segment file is closed at about this size
 };
 
@@ -92,15 +94,16 @@ class PinnedPayload {
   ~PinnedPayload();
   PinnedPayload(PinnedPayload&&) noexcept;
   PinnedPayload& operator=(PinnedPayload&&) noexcept;
-  std::span<const std::byte> bytes() const { return bytes_; }
+  std::span<const std::byte> bytes() const;
   // True when RocksDB copied the bytes into this object (a user-space payload copy) rather than
   // pinning memory it already held. A segment read is the kernel's copy: false.
   bool copied() const;
 
  private:
   std::unique_ptr<rocksdb::PinnableSlice> slice_;
+  size_t skip_ = 0;
+  // Not a cached span: a small ZeroMQ message keeps its bytes inside itself, so they move with it.
   zmq::message_t buffer_;
-  std::span<const std::byte> bytes_;
 };
 
 struct StoreStats {

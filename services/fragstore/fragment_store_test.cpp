@@ -313,6 +313,24 @@ TEST_CASE("large fragments live in segment files, which go once nothing refers t
   CHECK(Payload(**reopened, "d", v1) == Filled('d', 9000));
 }
 
+TEST_CASE("a read fragment keeps its bytes when the holder moves, tiny ones included") {
+  testing::TempDir dir;
+  auto store = FragmentStore::Open({.data_dir = dir.str(), .sync = false, .segment_min_bytes = 1});
+  REQUIRE(store.ok());
+  Ops ops;
+  Apply(**store, ops.Write("tiny", v1, "abc").Write("big", v1, Filled('b', 70000)));
+  for (const auto& [key, bytes] : {std::pair<std::string, std::string>{"tiny", "abc"}, {"big", Filled('b', 70000)}}) {
+    auto read = (**store).ReadPayload(key, v1);
+    REQUIRE(read.ok());
+    CHECK_FALSE(read->copied());  // from a segment file: the kernel's copy only
+    auto moved = std::make_unique<PinnedPayload>(std::move(*read));
+    read = Error(ErrorCode::kInternal, "overwritten");  // the old holder's memory is reused
+    auto again = std::move(*moved);
+    moved.reset();
+    CHECK(std::string(reinterpret_cast<const char*>(again.bytes().data()), again.bytes().size()) == bytes);
+  }
+}
+
 TEST_CASE("the live fragments of a mostly-garbage segment are moved so the file can go") {
   testing::TempDir dir;
   const StoreOptions options{.data_dir = dir.str(), .sync = true, .segment_min_bytes = 4096,

@@ -537,7 +537,10 @@ void FragstoreServer::ReadLoop(int stop_fd) {
                 payload_error = Error(ErrorCode::kCorrupt, "fragment failed its checksum");
                 corrupt = target->version;
               } else if (fetch->want_payload()) {
-                auto span = bytes->bytes();
+                // The bytes are taken from the holder only once they are in it: a small
+                // fragment's bytes live inside its (moved) buffer.
+                auto* holder = new PinnedPayload(std::move(*bytes));
+                auto span = holder->bytes();
                 int index = (*header)->index();
                 bool ranged = fetch->range() != nullptr || fetch->suffix_length() > 0;
                 if (ranged && index < (*header)->k()) {
@@ -555,8 +558,7 @@ void FragstoreServer::ReadLoop(int stop_fd) {
                   span = span.subspan(std::min<uint64_t>(overlap.offset, span.size()),
                                       std::min<uint64_t>(overlap.length, span.size() - std::min<uint64_t>(overlap.offset, span.size())));
                 }
-                if (bytes->copied()) metrics::CountPayloadCopy(bytes->bytes().size());
-                auto* holder = new PinnedPayload(std::move(*bytes));
+                if (holder->copied()) metrics::CountPayloadCopy(holder->bytes().size());
                 payload_frame = transport::BorrowedMessage(
                     span, [](void*, void* hint) { delete static_cast<PinnedPayload*>(hint); }, holder);
                 have_payload = true;

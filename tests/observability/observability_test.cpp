@@ -563,9 +563,9 @@ TEST_CASE("stage histograms, allocation and copy counters move with requests and
       stores_copied += after[i].copied_bytes - before[i].copied_bytes;
     }
   }
-  // 16 KiB fragments go to segment files straight from the received frames and are read back
-  // with pread: the stores copy none of their bytes in user space (smaller fragments, kept
-  // inline in RocksDB, would count two copies each).
+  // Fragments go to segment files straight from the received frames and are read back with
+  // pread: the stores copy none of their bytes in user space (fragments kept inline in RocksDB,
+  // StoreOptions::segment_min_bytes, would count two copies each).
   CHECK(stores_stored > 0);
   CHECK(stores_copied == 0);
 
