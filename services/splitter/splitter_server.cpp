@@ -526,6 +526,7 @@ void SplitterServer::SendDecisions() {
   std::array<flatbuffers::Offset<wire::VersionDecision>, kMaxDecisionsPerMessage> entries;
   for (size_t store = 0; store < store_sockets_.size(); ++store) {
     auto& pending = decisions_by_store_[store];
+    if (pending.empty()) continue;
     for (size_t begin = 0; begin < pending.size(); begin += kMaxDecisionsPerMessage) {
       const size_t count = std::min(kMaxDecisionsPerMessage, pending.size() - begin);
       writer_.Reset();
@@ -538,6 +539,16 @@ void SplitterServer::SendDecisions() {
       }
       auto list = fbb.CreateVector(entries.data(), count);
       zmq::message_t message = writer_.Finish(0, wire::CreateVersionDecisions(fbb, list));
+      // Usually every store has the same decisions (each write went to all of them): the other
+      // stores get a copy of this frame, which shares its bytes, instead of their own.
+      const bool whole = begin == 0 && count == pending.size();
+      for (size_t other = store + 1; whole && other < store_sockets_.size(); ++other) {
+        if (decisions_by_store_[other] != pending) continue;
+        zmq::message_t shared;
+        shared.copy(message);
+        (void)transport::SendMultipart(store_sockets_[other], std::span(&shared, 1));
+        decisions_by_store_[other].clear();
+      }
       (void)transport::SendMultipart(store_sockets_[store], std::span(&message, 1));
     }
     pending.clear();
