@@ -1,8 +1,11 @@
 #include "common/transport/transport.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <mutex>
 #include <new>
+#include <thread>
 
 namespace ddsplit::transport {
 
@@ -33,11 +36,18 @@ Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint) {
   if (actual.size() > 2 && actual.compare(actual.size() - 2, 2, ":0") == 0) {
     actual.replace(actual.size() - 1, 1, "*");
   }
-  try {
-    socket.bind(actual);
-    return socket.get(zmq::sockopt::last_endpoint);
-  } catch (const zmq::error_t& e) {
-    return Error(ErrorCode::kUnavailable, "cannot bind " + endpoint + ": " + e.what());
+  const bool any_port = actual.ends_with(":*");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    try {
+      socket.bind(actual);
+      return socket.get(zmq::sockopt::last_endpoint);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EADDRINUSE || any_port || std::chrono::steady_clock::now() >= give_up) {
+        return Error(ErrorCode::kUnavailable, "cannot bind " + endpoint + ": " + e.what());
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
 

@@ -37,7 +37,10 @@ Result<zmq::socket_t> MakeSocket(zmq::context_t& context, zmq::socket_type type,
                                  const SocketOptions& options);
 
 // Binds and returns the endpoint actually bound: "tcp://host:0" and "tcp://host:*" pick a
-// free port. kUnavailable when the address cannot be bound.
+// free port. A given port that is in use is tried again for up to 5 s (a process restarted on
+// its port can find it still held: a peer reconnecting to it meanwhile may even have connected
+// a socket to itself there, until ZeroMQ drops that connection). kUnavailable when the address
+// cannot be bound.
 Result<std::string> Bind(zmq::socket_t& socket, const std::string& endpoint);
 Status Connect(zmq::socket_t& socket, const std::string& endpoint);
 

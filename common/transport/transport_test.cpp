@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "common/transport/buffer_pool.h"
 #include "common/transport/connection_watch.h"
@@ -204,6 +205,34 @@ TEST_CASE("poll timeouts respect the deadline and the cap") {
   CHECK(PollTimeoutMs(now, now + std::chrono::seconds(5), std::chrono::milliseconds(100)) == 100);
   CHECK(AdvertisedEndpoint("tcp://0.0.0.0:5000", "10.0.0.7") == "tcp://10.0.0.7:5000");
   CHECK(AdvertisedEndpoint("tcp://0.0.0.0:5000", "") == "tcp://0.0.0.0:5000");
+}
+
+TEST_CASE("a given port still held by another socket is bound once it is free") {
+  zmq::context_t context;
+  auto holder = MakeSocket(context, zmq::socket_type::pull, {});
+  REQUIRE(holder.ok());
+  auto held = Bind(*holder, "tcp://127.0.0.1:0");
+  REQUIRE(held.ok());
+  auto second = MakeSocket(context, zmq::socket_type::pull, {});
+  REQUIRE(second.ok());
+  // The holder lets go while Bind is (very likely) already retrying.
+  std::mutex mutex;
+  std::condition_variable started;
+  bool binding = false;
+  std::thread releaser([&] {
+    std::unique_lock lock(mutex);
+    started.wait(lock, [&] { return binding; });
+    holder->close();
+  });
+  {
+    std::lock_guard lock(mutex);
+    binding = true;
+  }
+  started.notify_one();
+  auto bound = Bind(*second, *held);
+  releaser.join();
+  REQUIRE_MESSAGE(bound.ok(), bound.error().ToString());
+  CHECK(*bound == *held);
 }
 
 TEST_CASE("BindPort reads the port of a bind endpoint and refuses malformed ones") {
