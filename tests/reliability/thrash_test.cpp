@@ -29,6 +29,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
+// A process control step that failed says why (a restart's error carries the log's tail).
+void RequireOk(const Status& status) {
+  REQUIRE_MESSAGE(status.ok(), status.error().ToString());
+}
+
 constexpr int kStores = 6;
 constexpr int kK = 4;
 constexpr int kM = 2;
@@ -108,10 +113,10 @@ class Thrasher {
     for (bool frozen : {false, true}) {
       for (int s : stores) {
         if (frozen) {
-          REQUIRE(cluster_.Stop(Role::kStore, s).ok());
+          RequireOk(cluster_.Stop(Role::kStore, s));
           ++tally_.store_stops;
         } else {
-          REQUIRE(cluster_.Kill(Role::kStore, s).ok());
+          RequireOk(cluster_.Kill(Role::kStore, s));
           ++tally_.store_kills;
         }
       }
@@ -137,9 +142,9 @@ class Thrasher {
       if (!frozen) CHECK(slowest < 3000ms);  // dead stores fail fast, well within the client timeout
       for (int s : stores) {
         if (frozen) {
-          REQUIRE(cluster_.Continue(Role::kStore, s).ok());
+          RequireOk(cluster_.Continue(Role::kStore, s));
         } else {
-          REQUIRE(cluster_.Restart(Role::kStore, s).ok());
+          RequireOk(cluster_.Restart(Role::kStore, s));
         }
       }
       WaitReachable();
@@ -228,34 +233,34 @@ class Thrasher {
     auto stores = PickStores(Uniform(1, kM));
     std::printf("kill -9 %zu store(s)\n", stores.size());
     for (int s : stores) {
-      REQUIRE(cluster_.Kill(Role::kStore, s).ok());
+      RequireOk(cluster_.Kill(Role::kStore, s));
       ++tally_.store_kills;
     }
     std::this_thread::sleep_for(Hold());  // the load runs against the degraded cluster
-    for (int s : stores) REQUIRE(cluster_.Restart(Role::kStore, s).ok());
+    for (int s : stores) RequireOk(cluster_.Restart(Role::kStore, s));
   }
 
   void StopStores() {
     auto stores = PickStores(Uniform(1, kM));
     std::printf("SIGSTOP %zu store(s)\n", stores.size());
     for (int s : stores) {
-      REQUIRE(cluster_.Stop(Role::kStore, s).ok());
+      RequireOk(cluster_.Stop(Role::kStore, s));
       ++tally_.store_stops;
     }
     std::this_thread::sleep_for(Hold());
-    for (int s : stores) REQUIRE(cluster_.Continue(Role::kStore, s).ok());
+    for (int s : stores) RequireOk(cluster_.Continue(Role::kStore, s));
   }
 
   void KillAndStop() {
     auto stores = PickStores(2);
     std::printf("kill -9 one store, SIGSTOP another\n");
-    REQUIRE(cluster_.Kill(Role::kStore, stores[0]).ok());
-    REQUIRE(cluster_.Stop(Role::kStore, stores[1]).ok());
+    RequireOk(cluster_.Kill(Role::kStore, stores[0]));
+    RequireOk(cluster_.Stop(Role::kStore, stores[1]));
     ++tally_.store_kills;
     ++tally_.store_stops;
     std::this_thread::sleep_for(Hold());
-    REQUIRE(cluster_.Continue(Role::kStore, stores[1]).ok());
-    REQUIRE(cluster_.Restart(Role::kStore, stores[0]).ok());
+    RequireOk(cluster_.Continue(Role::kStore, stores[1]));
+    RequireOk(cluster_.Restart(Role::kStore, stores[0]));
   }
 
   // Kills a stateless service while the load has requests in flight through it, then restarts
@@ -266,14 +271,14 @@ class Thrasher {
     auto before = load_.stats();
     // Wait until the load is visibly busy, so requests are in flight at the kill.
     std::this_thread::sleep_for(std::chrono::milliseconds(Uniform(100, 400)));
-    REQUIRE(cluster_.Kill(role, 0).ok());
+    RequireOk(cluster_.Kill(role, 0));
     if (role == Role::kSplitter) {
       ++tally_.splitter_kills;
     } else {
       ++tally_.assembler_kills;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(Uniform(50, 500)));
-    REQUIRE(cluster_.Restart(role, 0).ok());
+    RequireOk(cluster_.Restart(role, 0));
     std::this_thread::sleep_for(Hold());
     auto after = load_.stats();
     std::printf("  during: %llu puts acked, %llu failed; %llu gets ok, %llu failed\n",
@@ -315,7 +320,7 @@ class Thrasher {
     REQUIRE(fragment.size() > 4200);
     auto needle = std::span(fragment).subspan(fragment.size() / 2, 64);
     const auto& info = cluster_.Info(Role::kStore, victim_store_);
-    REQUIRE(cluster_.Terminate(Role::kStore, victim_store_).ok());  // clean: data reaches files
+    RequireOk(cluster_.Terminate(Role::kStore, victim_store_));  // clean: data reaches files
     std::filesystem::path backup = tc_.dir() / "backup";
     REQUIRE(CopyTree(info.data_dir, backup).ok());
     auto changed = truncate ? TruncateWhere(info.data_dir, needle) : FlipBytesEverywhere(info.data_dir, needle, 9);
@@ -333,7 +338,7 @@ class Thrasher {
       std::printf("  the store refused to start: %s\n", restarted.error().message().substr(0, 200).c_str());
       detected = true;
       REQUIRE(CopyTree(backup, info.data_dir).ok());
-      REQUIRE(cluster_.Restart(Role::kStore, victim_store_).ok());
+      RequireOk(cluster_.Restart(Role::kStore, victim_store_));
     }
     WaitReachable();
     // Stat before reading: the read schedules a read repair, which may rebuild the fragment at once.
