@@ -1,4 +1,5 @@
 // ddsplit-fragstore: one fragment store. Wires options, RocksDB, sockets and the admin port.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -34,11 +35,21 @@ std::optional<uint32_t> ResolveStoreId(const std::string& text) {
   return static_cast<uint32_t>(std::stoul(source));
 }
 
+// The store holds a descriptor per segment file (256 MiB each: 4,096 for 1 TiB) besides
+// RocksDB's: take the hard limit rather than the usual soft 1,024.
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) spdlog::warn("cannot raise the descriptor limit");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace ddsplit;
-  CLI::App app{"ddsplit-fragstore: keeps erasure-coded fragments in RocksDB and serves them"};
+  CLI::App app{"ddsplit-fragstore: keeps erasure-coded fragments (segment files + RocksDB) and serves them"};
   std::string store_id_text;
   fragstore::StoreOptions store_options;
   fragstore::ServerOptions server_options;
@@ -130,6 +141,7 @@ int main(int argc, char** argv) {
   metrics::ProcessMetrics process_metrics("fragstore");
   fragstore::FragstoreProbe probe(process_metrics);
 
+  RaiseDescriptorLimit();
   auto store = fragstore::FragmentStore::Open(store_options);
   if (!store.ok()) {
     spdlog::critical("{}", store.error().ToString());
