@@ -444,6 +444,7 @@ Status FragmentStore::ApplyToBatch(std::span<const StoreOp> ops, std::span<OpRes
             rocksdb::Slice parts[] = {{&tag, 1}, AsSlice(op.payload)};
             rocksdb::Slice key_part(scratch);
             batch.Put(payload_, rocksdb::SliceParts(&key_part, 1), rocksdb::SliceParts(parts, 2));
+            result.stored_inline = true;
           }
         }
         KeyState::Entry written{op.version, op.tombstone, true, segment};

@@ -67,6 +67,9 @@ struct StoreOp {
 struct OpResult {
   bool had_live_version = false;  // kWrite: an older non-tombstone version was held
   bool obsolete = false;          // kWrite: older than the committed version, dropped
+  // kWrite: the bytes went into RocksDB itself (under StoreOptions::segment_min_bytes), which
+  // copies them twice in user space (write batch, memtable), not into a segment file.
+  bool stored_inline = false;
 };
 
 // One version held for a key.
@@ -153,8 +156,6 @@ class FragmentStore {
   StoreStats Stats() const;
   // Whether Apply() syncs the write-ahead log (StoreOptions::sync), for the metrics.
   bool syncs_wal() const { return options_.sync; }
-  // Fragments at least this large are kept in segment files, smaller ones inline in RocksDB.
-  uint64_t segment_min_bytes() const { return options_.segment_min_bytes; }
   // Flushes memtables so the next start need not replay the WAL (used at clean shutdown).
   Status Flush();
   // Compacts everything now (reclaims the space of dropped small fragments and entries) and

@@ -256,11 +256,15 @@ std::string Filled(char first, size_t size) {
   return bytes;
 }
 
+// Synced segment files closed at ~64 KiB, for fragments of 4 KiB and more.
+StoreOptions SmallSegments(const testing::TempDir& dir) {
+  return {.data_dir = dir.str(), .sync = true, .segment_min_bytes = 4096, .segment_bytes = 64 << 10};
+}
+
 TEST_CASE("large fragments live in segment files, which go once nothing refers to them") {
   testing::TempDir dir;
   // Segments of ~64 KiB: each batch of two 40 KiB fragments starts a new one.
-  const StoreOptions options{.data_dir = dir.str(), .sync = true, .segment_min_bytes = 4096,
-                             .segment_bytes = 64 << 10};
+  const StoreOptions options = SmallSegments(dir);
   auto store = FragmentStore::Open(options);
   REQUIRE(store.ok());
   FragmentStore& s = **store;
@@ -333,8 +337,7 @@ TEST_CASE("a read fragment keeps its bytes when the holder moves, tiny ones incl
 
 TEST_CASE("the live fragments of a mostly-garbage segment are moved so the file can go") {
   testing::TempDir dir;
-  const StoreOptions options{.data_dir = dir.str(), .sync = true, .segment_min_bytes = 4096,
-                             .segment_bytes = 64 << 10};
+  const StoreOptions options = SmallSegments(dir);
   auto store = FragmentStore::Open(options);
   REQUIRE(store.ok());
   FragmentStore& s = **store;

@@ -351,12 +351,10 @@ void FragstoreServer::CommitBatch(std::vector<Queued>& batch, CommitScratch& scr
   if (!ops.empty()) {
     if (applied.ok()) {
       probe_.BatchCommitted(ops.size(), payload_bytes, store_.syncs_wal());
-      // A fragment stored inline in RocksDB is copied twice in user space on the way in: into
-      // the WriteBatch, then into the memtable. Large fragments go to segment files straight
-      // from the received frames: no user-space copy.
+      // Fragments go to segment files straight from the received frames: no user-space copy.
+      // One stored inline in RocksDB is copied twice (write batch, memtable).
       for (size_t o = 0; o < ops.size(); ++o) {
-        if (ops[o].kind != OpKind::kWrite || ops[o].tombstone || results[o].obsolete) continue;
-        if (ops[o].payload.size() >= store_.segment_min_bytes()) continue;
+        if (!results[o].stored_inline) continue;
         metrics::CountPayloadCopy(ops[o].payload.size());
         metrics::CountPayloadCopy(ops[o].payload.size());
       }

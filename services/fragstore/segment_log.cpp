@@ -120,8 +120,8 @@ Status SegmentLog::Append(std::span<const std::span<const std::byte>> payloads,
   if (!active_ || active_->size.load() >= segment_bytes_) DDSPLIT_RETURN_IF_ERROR(StartSegment());
   const uint64_t start = active_->size.load();
   uint64_t total = 0;
-  std::vector<iovec> iov;
-  iov.reserve(payloads.size());
+  auto& iov = iov_;
+  iov.clear();
   for (size_t i = 0; i < payloads.size(); ++i) {
     refs[i] = {active_->id, start + total, payloads[i].size()};
     total += payloads[i].size();

@@ -16,6 +16,8 @@
 // Read and Stats from any thread.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -94,6 +96,7 @@ class SegmentLog {
   std::shared_ptr<Segment> active_;          // commit thread only; null until the first Append
   uint64_t next_id_ = 1;
   std::vector<std::shared_ptr<Segment>> unsynced_;  // appended to since the last Sync
+  std::vector<iovec> iov_;  // Append's scratch, kept between group commits
 };
 
 }  // namespace ddsplit::fragstore
